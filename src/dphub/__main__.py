@@ -1,0 +1,5 @@
+"""``python -m dphub`` runs the CLI."""
+
+from dphub.cli import main
+
+main()

@@ -1,0 +1,44 @@
+"""The ASGI app: every dphub service mounted in one FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+import dphub
+from dphub.api import errors
+from dphub.api.routes import auth, files, packages, publish
+from dphub.config import Settings
+from dphub.hub import Hub, open_hub
+
+
+def create_app(settings: Settings, *, hub: Hub | None = None) -> FastAPI:
+    """Build the app; the hub (database, bitstore) opens when the app starts."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        opened = hub or open_hub(settings)
+        app.state.hub = opened
+        try:
+            yield
+        finally:
+            if hub is None:
+                opened.close()
+
+    app = FastAPI(
+        title="dphub",
+        version=dphub.__version__,
+        summary="A hub for Frictionless Data Packages: publish, store, validate and serve data.",
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    errors.install(app)
+    app.include_router(auth.router)
+    app.include_router(publish.router)
+    app.include_router(packages.router)
+    app.include_router(files.router)
+    return app

@@ -1,0 +1,82 @@
+"""The API's one edge for errors: every failure leaves as ``{"error": {"code", "message", ...}}``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from dphub.api.responses import JSON
+from dphub.errors import (
+    DphubError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
+
+log = logging.getLogger("dphub.api")
+
+_BY_STATUS: dict[int, type[DphubError]] = {
+    400: InvalidRequest,
+    404: NotFound,
+    405: MethodNotAllowed,
+    413: PayloadTooLarge,
+    415: UnsupportedMediaType,
+}
+
+
+def error_response(exc: DphubError, headers: dict[str, str] | None = None) -> JSON:
+    headers = dict(headers or {})
+    if exc.status == 401:
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="dphub"')
+    return JSON(exc.to_body(), status_code=exc.status, headers=headers)
+
+
+async def _dphub_error(_request: Request, exc: Exception) -> JSON:
+    assert isinstance(exc, DphubError)
+    return error_response(exc)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSON:
+    assert isinstance(exc, RequestValidationError)
+    problems = [_problem(e) for e in exc.errors()]
+    first = problems[0] if problems else {"location": "", "message": "invalid"}
+    message = f"{first['location']}: {first['message']}" if first["location"] else first["message"]
+    return error_response(
+        InvalidRequest(f"The request is not valid: {message}.", problems=problems)
+    )
+
+
+def _problem(error: Any) -> dict[str, str]:
+    location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+    return {"location": location, "message": str(error.get("msg", "invalid"))}
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSON:
+    assert isinstance(exc, HTTPException)
+    cls = _BY_STATUS.get(exc.status_code, DphubError)
+    message = cls.default_message if exc.status_code in _BY_STATUS else str(exc.detail)
+    body_exc = cls(message)
+    response = JSON(
+        {"error": {"code": body_exc.code, "message": body_exc.message}},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+    return response
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSON:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(DphubError())
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(DphubError, _dphub_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

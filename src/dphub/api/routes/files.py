@@ -1,0 +1,158 @@
+"""File routes: datapackage.json with hub URLs, resources by name or index, and every stored file.
+
+``/<owner>/<name>/...`` follows the latest successful revision; ``/<owner>/<name>/v/<n>/...`` is pinned
+to revision ``n`` and never changes, so it is cached for good.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from dphub.api import readers
+from dphub.api.deps import HubDep, MaybePrincipal
+from dphub.api.download import serve_blob
+from dphub.api.responses import JSON
+from dphub.errors import ResourceNotFound
+from dphub.hub import Hub
+from dphub.metastore.models import RevisionFile
+
+router = APIRouter(tags=["files"])
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+REVALIDATE = "public, no-cache"
+PRIVATE = "private, no-cache"
+
+
+def _cache_control(located: readers.Located, pinned: bool) -> str:
+    if located.package.findability == "private":
+        return PRIVATE
+    return IMMUTABLE if pinned else REVALIDATE
+
+
+def _locate(hub: Hub, principal: Any, owner: str, name: str, ref: str | None) -> readers.Located:
+    with hub.sessions() as db:
+        return readers.locate(db, principal, owner, name, ref)
+
+
+async def _descriptor(
+    request: Request, hub: Hub, principal: Any, owner: str, name: str, ref: str | None
+) -> Response:
+    located = await run_in_threadpool(_locate, hub, principal, owner, name, ref)
+    body = orjson.dumps(
+        readers.public_descriptor(hub.settings.base_url, located), option=orjson.OPT_INDENT_2
+    )
+    etag = f'"dp-{located.revision.id}-{located.revision.number}"'
+    headers = {"ETag": etag, "Cache-Control": _cache_control(located, ref is not None)}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
+
+
+async def _resource(
+    request: Request, hub: Hub, principal: Any, owner: str, name: str, ref: str | None, leaf: str
+) -> Response:
+    located = await run_in_threadpool(_locate, hub, principal, owner, name, ref)
+    resource, _ = readers.find_resource(located, leaf)
+    path = resource.get("path")
+    if "data" in resource and path is None:
+        return JSON(resource["data"], headers={"Cache-Control": _cache_control(located, True)})
+    if not isinstance(path, str) or path not in located.files:
+        raise ResourceNotFound(
+            f"Resource {leaf!r} is not one stored file; its files are listed in the package's"
+            " 'files' and served under files/<path>."
+        )
+    return _serve(request, hub, located, located.files[path], ref is not None)
+
+
+async def _file(
+    request: Request, hub: Hub, principal: Any, owner: str, name: str, ref: str | None, path: str
+) -> Response:
+    located = await run_in_threadpool(_locate, hub, principal, owner, name, ref)
+    stored = located.files.get(path)
+    if stored is None:
+        raise ResourceNotFound(f"No file {path!r} in this revision.")
+    return _serve(request, hub, located, stored, ref is not None)
+
+
+def _serve(
+    request: Request, hub: Hub, located: readers.Located, f: RevisionFile, pinned: bool
+) -> Response:
+    return serve_blob(
+        request,
+        hub.bitstore,
+        sha256=f.sha256,
+        size=f.size,
+        media_type=f.media_type,
+        filename=f.path.rsplit("/", 1)[-1],
+        cache_control=_cache_control(located, pinned),
+    )
+
+
+@router.get("/{owner}/{name}/datapackage.json", summary="The package descriptor with hub URLs")
+async def descriptor(
+    owner: str, name: str, request: Request, hub: HubDep, principal: MaybePrincipal
+) -> Response:
+    return await _descriptor(request, hub, principal, owner, name, None)
+
+
+@router.get("/{owner}/{name}/v/{ref}/datapackage.json", summary="A revision's descriptor")
+async def descriptor_at(
+    owner: str, name: str, ref: str, request: Request, hub: HubDep, principal: MaybePrincipal
+) -> Response:
+    return await _descriptor(request, hub, principal, owner, name, ref)
+
+
+@router.get("/{owner}/{name}/r/{leaf:path}", summary="A resource by name or index")
+async def resource(
+    owner: str, name: str, leaf: str, request: Request, hub: HubDep, principal: MaybePrincipal
+) -> Response:
+    return await _resource(request, hub, principal, owner, name, None, leaf)
+
+
+@router.get("/{owner}/{name}/v/{ref}/r/{leaf:path}", summary="A revision's resource")
+async def resource_at(
+    owner: str,
+    name: str,
+    ref: str,
+    leaf: str,
+    request: Request,
+    hub: HubDep,
+    principal: MaybePrincipal,
+) -> Response:
+    return await _resource(request, hub, principal, owner, name, ref, leaf)
+
+
+@router.get("/{owner}/{name}/files/{path:path}", summary="A stored file by its path")
+async def file(
+    owner: str, name: str, path: str, request: Request, hub: HubDep, principal: MaybePrincipal
+) -> Response:
+    return await _file(request, hub, principal, owner, name, None, path)
+
+
+@router.get("/{owner}/{name}/v/{ref}/files/{path:path}", summary="A revision's file by its path")
+async def file_at(
+    owner: str,
+    name: str,
+    ref: str,
+    path: str,
+    request: Request,
+    hub: HubDep,
+    principal: MaybePrincipal,
+) -> Response:
+    return await _file(request, hub, principal, owner, name, ref, path)
+
+
+@router.get("/{owner}/{name}", summary="The package (as JSON until the web UI exists)")
+async def package_page(owner: str, name: str, hub: HubDep, principal: MaybePrincipal) -> JSON:
+    def work() -> dict[str, Any]:
+        with hub.sessions() as db:
+            return readers.package_show(
+                hub.settings.base_url, readers.locate(db, principal, owner, name)
+            )
+
+    return JSON(await run_in_threadpool(work))

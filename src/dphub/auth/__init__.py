@@ -1,0 +1,1 @@
+"""Auth: users, API keys, session tokens, and the permission checks (``permissions``)."""

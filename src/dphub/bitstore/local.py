@@ -1,0 +1,124 @@
+"""Bitstore on local disk: ``<root>/sha256/ab/cd/<hex>``, written through ``<root>/tmp``."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from dphub.bitstore.interfaces import BlobInfo
+from dphub.errors import ChecksumMismatch, NotFound, SizeMismatch
+
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+CHUNK = 1024 * 1024
+
+
+def blob_relpath(sha256: str) -> str:
+    if not SHA256_HEX.fullmatch(sha256):
+        raise ValueError("not a SHA-256 hex digest")
+    return f"sha256/{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+
+class LocalBlobWriter:
+    def __init__(self, store: LocalBitStore, expected_size: int) -> None:
+        self._store = store
+        self._expected = expected_size
+        self._tmp = store.root / "tmp" / f"{secrets.token_hex(16)}.part"
+        self._file: BinaryIO | None = open(self._tmp, "xb")  # noqa: SIM115 - closed by commit/abort
+        self._sha256 = hashlib.sha256()
+        self._md5 = hashlib.md5(usedforsecurity=False)
+        self._size = 0
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def write(self, data: bytes) -> None:
+        assert self._file is not None, "write after commit or abort"
+        self._size += len(data)
+        if self._size > self._expected:
+            self.abort()
+            raise SizeMismatch(
+                f"More bytes arrived than the {self._expected} that were authorized.",
+                expected=self._expected,
+            )
+        self._sha256.update(data)
+        self._md5.update(data)
+        self._file.write(data)
+
+    def commit(self, *, md5: str | None = None, sha256: str | None = None) -> BlobInfo:
+        assert self._file is not None, "commit after commit or abort"
+        info = BlobInfo(self._sha256.hexdigest(), self._md5.hexdigest(), self._size)
+        try:
+            if info.size != self._expected:
+                raise SizeMismatch(
+                    f"{info.size} bytes arrived but {self._expected} were authorized.",
+                    expected=self._expected,
+                    received=info.size,
+                )
+            if md5 is not None and md5 != info.md5:
+                raise ChecksumMismatch("The uploaded bytes do not match the authorized MD5.")
+            if sha256 is not None and sha256 != info.sha256:
+                raise ChecksumMismatch("The uploaded bytes do not match the authorized SHA-256.")
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            self._file = None
+            target = self._store.root / blob_relpath(info.sha256)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self._tmp, target)
+        except BaseException:
+            self.abort()
+            raise
+        return info
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._tmp.unlink(missing_ok=True)
+
+
+class LocalBitStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        (root / "tmp").mkdir(parents=True, exist_ok=True)
+        (root / "sha256").mkdir(parents=True, exist_ok=True)
+
+    def writer(self, *, expected_size: int) -> LocalBlobWriter:
+        return LocalBlobWriter(self, expected_size)
+
+    def size(self, sha256: str) -> int | None:
+        try:
+            return (self.root / blob_relpath(sha256)).stat().st_size
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def read(self, sha256: str, *, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        path = self.local_path(sha256)
+        if path is None:
+            raise NotFound("The blob is not in the bitstore.")
+        with open(path, "rb") as source:
+            source.seek(start)
+            remaining = None if end is None else max(0, end - start)
+            while remaining is None or remaining > 0:
+                chunk = source.read(CHUNK if remaining is None else min(CHUNK, remaining))
+                if not chunk:
+                    return
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+
+    def local_path(self, sha256: str) -> Path | None:
+        try:
+            path = self.root / blob_relpath(sha256)
+        except ValueError:
+            return None
+        return path if path.is_file() else None
+
+    def delete(self, sha256: str) -> None:
+        (self.root / blob_relpath(sha256)).unlink(missing_ok=True)

@@ -1,0 +1,73 @@
+"""``dphub serve``: run the hub on one process, with embedded defaults unless configured."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from dphub.cli._server import DataDirOption
+
+out = Console(highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    data_dir: DataDirOption = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(help="Public URL of the hub (default: DPHUB_BASE_URL or http://HOST:PORT)."),
+    ] = None,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Create a 'demo' publisher and print its credentials.")
+    ] = False,
+) -> None:
+    """Start the hub: the API, the bitstore endpoint and the read routes on one port."""
+    import uvicorn
+
+    from dphub.api.app import create_app
+    from dphub.config import load_settings
+    from dphub.hub import open_hub
+    from dphub.logs import log_config
+
+    settings = load_settings(data_dir=data_dir, base_url=base_url)
+    if not settings.base_url:
+        shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+        settings = settings.with_base_url(f"http://{shown_host}:{port}")
+    hub = open_hub(settings)
+    if demo:
+        _demo_publisher(hub, settings.base_url)
+    out.print(f"dphub {settings.base_url}  (data: {hub.settings.data_dir})")
+    uvicorn.run(
+        create_app(hub.settings, hub=hub),
+        host=host,
+        port=port,
+        log_config=log_config(settings.log_level),
+        proxy_headers=True,
+        server_header=False,
+    )
+
+
+def _demo_publisher(hub: object, base_url: str) -> None:
+    from dphub.auth.accounts import create_api_key, create_user, find_user
+    from dphub.hub import Hub
+    from dphub.metastore.db import transaction
+
+    assert isinstance(hub, Hub)
+    password = None
+    with transaction(hub.sessions) as db:
+        user = find_user(db, "demo")
+        if user is None:
+            password = secrets.token_urlsafe(12)
+            user = create_user(db, username="demo", email="demo@example.org", password=password)
+        key = create_api_key(db, user=user, name="demo")
+    out.print("Demo publisher: [bold]demo[/]" + (f"  password: {password}" if password else ""))
+    out.print(f"API key (secret): {key}")
+    out.print(f"Log in with:  dphub login --server {base_url} --username demo --secret {key}")

@@ -1,0 +1,152 @@
+"""One typed Settings object, read once from ``DPHUB_*`` environment variables.
+
+Every setting has a name, a type, a default and one line of help (``SETTINGS_HELP``); ``docs/settings.md``
+lists them all and a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dphub.errors import ConfigurationError
+
+FINDABILITIES = ("published", "unlisted", "private")
+
+# Values that look like secrets but are not: refused outside development mode.
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "secret", "changeme", "change-me", "changethis", "dev", "development", "test", "dphub"}
+)
+MIN_SECRET_LENGTH = 32
+
+
+def _setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "dphub"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(
+        default_factory=default_data_dir,
+        metadata={
+            "help": "Folder for the embedded metastore, the blobs and the secret key (made on start)."
+        },
+    )
+    database_url: str = _setting(
+        "", "SQLAlchemy URL of the metastore; default: SQLite file metastore.db in the data dir."
+    )
+    base_url: str = _setting(
+        "",
+        "Public URL of the hub, used in links and signed upload URLs; default: the bind address.",
+    )
+    secret_key: str = _setting(
+        "", "Key that signs tokens and upload forms; default: generated once into the data dir."
+    )
+    env: str = _setting("production", "'production' or 'development' (allows placeholder secrets).")
+    default_findability: str = _setting(
+        "published", "Findability of a new package when the push names none."
+    )
+    token_ttl: int = _setting(7 * 24 * 3600, "Lifetime of a login token, in seconds.")
+    upload_ttl: int = _setting(3600, "Lifetime of a signed upload form or URL, in seconds.")
+    session_ttl: int = _setting(24 * 3600, "How long an upload session stays open, in seconds.")
+    max_descriptor_bytes: int = _setting(
+        10 * 1024 * 1024, "Largest datapackage.json (and README) finalize reads, in bytes."
+    )
+    max_upload_bytes: int = _setting(5 * 1024**4, "Largest single file the hub accepts, in bytes.")
+    log_level: str = _setting("info", "Log level of the server: debug, info, warning, error.")
+
+    @property
+    def development(self) -> bool:
+        return self.env == "development"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'metastore.db'}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    def with_base_url(self, base_url: str) -> Settings:
+        return dataclasses.replace(self, base_url=base_url.rstrip("/"))
+
+
+SETTINGS_HELP: dict[str, str] = {
+    f"DPHUB_{f.name.upper()}": f.metadata["help"] for f in dataclasses.fields(Settings)
+}
+
+
+def _convert(name: str, raw: str, kind: Any) -> Any:
+    if kind in (int, "int"):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigurationError(
+                f"DPHUB_{name.upper()} must be a whole number, not {raw!r}."
+            ) from None
+    if kind in (Path, "Path"):
+        return Path(raw).expanduser()
+    return raw
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read settings from the environment; ``overrides`` (from CLI flags) win when not ``None``."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(Settings):
+        raw = environ.get(f"DPHUB_{f.name.upper()}")
+        if raw is not None and raw != "":
+            values[f.name] = _convert(f.name, raw, f.type)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    values["data_dir"] = Path(values.get("data_dir") or default_data_dir()).expanduser().resolve()
+    if "base_url" in values:
+        values["base_url"] = str(values["base_url"]).rstrip("/")
+    settings = Settings(**values)
+    _check(settings)
+    return settings
+
+
+def _check(settings: Settings) -> None:
+    if settings.env not in ("production", "development"):
+        raise ConfigurationError("DPHUB_ENV must be 'production' or 'development'.")
+    if settings.default_findability not in FINDABILITIES:
+        raise ConfigurationError(
+            "DPHUB_DEFAULT_FINDABILITY must be one of " + ", ".join(FINDABILITIES) + "."
+        )
+    for name in ("token_ttl", "upload_ttl", "session_ttl", "max_descriptor_bytes"):
+        if getattr(settings, name) <= 0:
+            raise ConfigurationError(f"DPHUB_{name.upper()} must be positive.")
+    if settings.secret_key and not settings.development:
+        weak = settings.secret_key.lower() in PLACEHOLDER_SECRETS
+        if weak or len(settings.secret_key) < MIN_SECRET_LENGTH:
+            raise ConfigurationError(
+                f"DPHUB_SECRET_KEY looks like a placeholder: use at least {MIN_SECRET_LENGTH} random"
+                " characters (python -c 'import secrets; print(secrets.token_urlsafe(48))'),"
+                " or leave it unset to let the hub generate one in its data dir."
+            )
+
+
+def ensure_data_dir(settings: Settings) -> Settings:
+    """Create the data dir and, when no secret key is configured, load or create its own."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.secret_key:
+        return settings
+    key_file = settings.data_dir / "secret_key"
+    if not key_file.exists():
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(48))
+    key = key_file.read_text().strip()
+    if len(key) < MIN_SECRET_LENGTH:
+        raise ConfigurationError(f"{key_file} holds a key that is too short; delete it to renew.")
+    return dataclasses.replace(settings, secret_key=key)

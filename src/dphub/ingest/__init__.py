@@ -1,0 +1,1 @@
+"""The Meta Ingestor: upload sessions (authorize, receive) and finalize."""

@@ -1,0 +1,255 @@
+"""Finalize (the Meta Ingestor): turn a complete upload session into a new immutable revision.
+
+Everything is checked before anything is written, and the revision, its files and the package's
+pointers are written in one transaction: a package is visible with all of its files or not at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from dphub import datapackage
+from dphub.auth.permissions import Action, PublisherRef, require
+from dphub.auth.principal import Principal
+from dphub.bitstore import BitStore
+from dphub.config import Settings
+from dphub.errors import (
+    Conflict,
+    InvalidDescriptor,
+    InvalidRequest,
+    UploadIncomplete,
+    UploadSessionNotFound,
+)
+from dphub.ingest.uploads import UPLOAD_PATH, split_key
+from dphub.metastore.db import transaction
+from dphub.metastore.models import Revision, RevisionFile, UploadSession, UploadSessionFile
+from dphub.metastore.packages import claim_next_revision
+
+DESCRIPTOR_NAME = "datapackage.json"
+README_NAMES = ("readme.md", "readme", "readme.txt", "readme.markdown")
+ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Finalized:
+    owner: str
+    name: str
+    revision: int
+    state: str
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What finalize will write, computed and checked before the transaction starts."""
+
+    session_id: str
+    owner: str
+    name: str
+    findability: str | None
+    descriptor: dict[str, Any]
+    readme: str | None
+    files: list[UploadSessionFile]
+
+
+def key_from_url(url: object) -> str:
+    """The upload key inside ``<upload_url>/<key>``."""
+    if not isinstance(url, str) or not url:
+        raise InvalidRequest(
+            "Send {'datapackage': upload_url + '/' + key} of the uploaded datapackage.json.",
+            field="datapackage",
+        )
+    path = unquote(urlsplit(url).path)
+    marker = UPLOAD_PATH + "/"
+    if marker not in path:
+        raise InvalidRequest(
+            f"{url!r} is not an upload URL of this hub: use upload_url + '/' + upload_query.key"
+            " of the datapackage.json from /api/datastore/authorize.",
+            field="datapackage",
+        )
+    return path.split(marker, 1)[1]
+
+
+def finalize(
+    sessions: sessionmaker[Session],
+    *,
+    principal: Principal,
+    settings: Settings,
+    bitstore: BitStore,
+    datapackage_url: object,
+) -> Finalized:
+    key = key_from_url(datapackage_url)
+    with sessions() as db:
+        done = _already_finalized(db, key, principal)
+        if done is not None:
+            return done
+        plan = _plan(db, key=key, principal=principal, settings=settings, bitstore=bitstore)
+    for attempt in range(ATTEMPTS):
+        try:
+            return _write(sessions, plan, principal=principal, settings=settings)
+        except (IntegrityError, OperationalError):
+            if attempt == ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _already_finalized(db: Session, key: str, principal: Principal) -> Finalized | None:
+    """A retried finalize of a session that already made its revision answers the same again."""
+    session_id, _ = split_key(key)
+    upload = db.get(UploadSession, session_id)
+    if upload is None or upload.user_id != principal.user_id:
+        raise UploadSessionNotFound()
+    if upload.closed_at is None or upload.revision is None or upload.name is None:
+        return None
+    return Finalized(upload.owner, upload.name, upload.revision, "SUCCEEDED")
+
+
+def _plan(
+    db: Session, *, key: str, principal: Principal, settings: Settings, bitstore: BitStore
+) -> _Plan:
+    session_id, descriptor_path = split_key(key)
+    upload = db.get(UploadSession, session_id)
+    if upload is None or upload.user_id != principal.user_id:
+        raise UploadSessionNotFound()
+    if upload.expires_at <= datetime.now(UTC):
+        raise UploadSessionNotFound("This upload session has expired: push again.")
+    require(principal, Action.PACKAGE_PUSH, PublisherRef(upload.owner))
+    files = {f.path: f for f in upload.files}
+    if descriptor_path != DESCRIPTOR_NAME or descriptor_path not in files:
+        raise InvalidRequest(
+            f"{key!r} is not the key of this push's datapackage.json: finalize with the key"
+            " authorize gave for 'datapackage.json'.",
+            field="datapackage",
+        )
+
+    missing = sorted(path for path, f in files.items() if f.received_sha256 is None)
+    if missing:
+        raise UploadIncomplete(
+            f"{len(missing)} file(s) of this push have not been uploaded yet: "
+            + ", ".join(missing[:10])
+            + ("..." if len(missing) > 10 else ""),
+            missing=missing,
+        )
+    for f in files.values():
+        assert f.received_sha256 is not None
+        if bitstore.size(f.received_sha256) != f.size:
+            raise UploadIncomplete(f"{f.path} is not in the bitstore with its declared size.")
+
+    raw = _read_small(bitstore, files[descriptor_path], settings.max_descriptor_bytes)
+    descriptor = datapackage.parse_descriptor(raw)
+    datapackage.check_descriptor(descriptor)
+    name = _package_name(descriptor, upload.name)
+    problems = []
+    for pointer, path in datapackage.local_paths(descriptor):
+        if path not in files:
+            problems.append(
+                datapackage.Problem(pointer, f"{path!r} was not part of the upload.").to_dict()
+            )
+    if problems:
+        raise InvalidDescriptor(
+            f"datapackage.json {problems[0]['pointer']}: {problems[0]['message']}",
+            problems=problems,
+        )
+    readme = None
+    for f in files.values():
+        if f.path.lower() in README_NAMES:
+            raw_readme = _read_small(bitstore, f, settings.max_descriptor_bytes)
+            readme = raw_readme.decode("utf-8", errors="replace")
+            break
+    return _Plan(
+        session_id=session_id,
+        owner=upload.owner,
+        name=name,
+        findability=upload.findability,
+        descriptor=descriptor,
+        readme=readme,
+        files=list(files.values()),
+    )
+
+
+def _package_name(descriptor: dict[str, Any], session_name: str | None) -> str:
+    name = descriptor.get("name")
+    if name is None:
+        if session_name is None:
+            problem = {
+                "file": "datapackage.json",
+                "pointer": "/name",
+                "message": "A package needs a name to be published.",
+            }
+            raise InvalidDescriptor(
+                "datapackage.json /name: a package needs a name to be published.",
+                problems=[problem],
+            )
+        return session_name
+    if session_name is not None and name != session_name:
+        problem = {
+            "file": "datapackage.json",
+            "pointer": "/name",
+            "message": f"The name {name!r} differs from {session_name!r} given at authorize.",
+        }
+        raise InvalidDescriptor(f"datapackage.json /name: {problem['message']}", problems=[problem])
+    return str(name)
+
+
+def _read_small(bitstore: BitStore, f: UploadSessionFile, limit: int) -> bytes:
+    if f.size > limit:
+        raise InvalidRequest(f"{f.path} is larger than the {limit} bytes the hub reads for it.")
+    assert f.received_sha256 is not None
+    return b"".join(bitstore.read(f.received_sha256))
+
+
+def _write(
+    sessions: sessionmaker[Session], plan: _Plan, *, principal: Principal, settings: Settings
+) -> Finalized:
+    now = datetime.now(UTC)
+    with transaction(sessions) as db:
+        package, number = claim_next_revision(
+            db,
+            owner=plan.owner,
+            name=plan.name,
+            findability=plan.findability or settings.default_findability,
+        )
+        upload = db.get(UploadSession, plan.session_id, with_for_update=True)
+        if upload is None or upload.closed_at is not None:
+            raise Conflict("This upload session was finalized by another request.")
+        if plan.findability is not None:
+            package.findability = plan.findability
+        total = sum(f.size for f in plan.files)
+        revision = Revision(
+            package_id=package.id,
+            number=number,
+            state="SUCCEEDED",
+            descriptor=plan.descriptor,
+            readme=plan.readme,
+            created_by=principal.user_id,
+            created_at=now,
+            modified_at=now,
+            pipelines={},
+            errors={},
+            stats={"files": len(plan.files), "bytes": total},
+        )
+        db.add(revision)
+        db.flush()
+        for f in plan.files:
+            assert f.received_sha256 is not None
+            assert f.received_md5 is not None
+            db.add(
+                RevisionFile(
+                    revision_id=revision.id,
+                    path=f.path,
+                    sha256=f.received_sha256,
+                    md5=f.received_md5,
+                    size=f.size,
+                    media_type=f.media_type,
+                )
+            )
+        package.successful_revision = number
+        upload.closed_at = now
+        upload.revision = number
+        upload.name = plan.name
+    return Finalized(plan.owner, plan.name, number, "SUCCEEDED")

@@ -1,0 +1,57 @@
+"""Logging that never writes a secret: tokens and signatures in URLs are redacted from every line."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+SECRET_PARAMS = re.compile(
+    r"(?i)\b(jwt|token|secret|password|api_key|X-Dphub-Signature|X-Amz-Signature|signature)"
+    r"=[^&\s\"']+"
+)
+BEARER = re.compile(r"(?i)\b(bearer|auth-token:)\s+[A-Za-z0-9._~+/=-]+")
+
+
+def redact(text: str) -> str:
+    text = SECRET_PARAMS.sub(r"\1=[REDACTED]", text)
+    return BEARER.sub(r"\1 [REDACTED]", text)
+
+
+class RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redact_arg(a) for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: _redact_arg(v) for k, v in record.args.items()}
+        return True
+
+
+def _redact_arg(value: Any) -> Any:
+    return redact(value) if isinstance(value, str) else value
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging setup with the redacting filter on every handler."""
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"redact": {"()": RedactingFilter}},
+        "formatters": {"plain": {"format": fmt}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "plain",
+                "filters": ["redact"],
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "loggers": {
+            "uvicorn": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
+            "uvicorn.access": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
+            "dphub": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
+        },
+    }

@@ -1,0 +1,230 @@
+"""Real servers and factories: the hub runs as a `dphub serve` process on a free loopback port."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+_names = itertools.count(1)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cli(
+    *args: str,
+    env: dict[str, str],
+    input: str | None = None,
+    check: bool = True,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `dphub` command line in a child process."""
+    result = subprocess.run(
+        [sys.executable, "-m", "dphub", *args],
+        env=env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"dphub {' '.join(args)} exited {result.returncode}\n"
+            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+        )
+    return result
+
+
+def base_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DPHUB_")}
+    env.update(
+        HOME=str(home),
+        DPHUB_CONFIG=str(home / "config.json"),
+        DPHUB_CACHE_DIR=str(home / "cache"),
+        NO_COLOR="1",
+        COLUMNS="200",
+    )
+    return env
+
+
+@dataclass
+class HubServer:
+    url: str
+    data_dir: Path
+    log: Path
+    process: subprocess.Popen[bytes]
+    env: dict[str, str] = field(default_factory=dict)
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+    def admin(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """A server-side command (user, db) against this hub's data dir."""
+        return cli(*args, "--data-dir", str(self.data_dir), env=self.env, input=input)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_hub(root: Path, extra_env: dict[str, str] | None = None) -> HubServer:
+    port = free_port()
+    data_dir = root / "data"
+    log = root / "server.log"
+    env = base_env(root / "server-home")
+    env.update(extra_env or {})
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dphub",
+                "serve",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data_dir),
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    server = HubServer(url=url, data_dir=data_dir, log=log, process=process, env=env)
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"dphub serve exited early:\n{server.log_text()}")
+        try:
+            if httpx.get(f"{url}/api/auth/check", timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"dphub serve did not answer in time:\n{server.log_text()}")
+        time.sleep(0.1)
+
+
+def stop_hub(server: HubServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+@pytest.fixture(scope="session")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
+    server = start_hub(tmp_path_factory.mktemp("hub"))
+    yield server
+    stop_hub(server)
+
+
+@dataclass
+class Publisher:
+    username: str
+    email: str
+    secret: str
+    password: str
+    hub: HubServer
+    home: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment for this publisher's CLI runs (its own config file and hash cache)."""
+        return base_env(self.home)
+
+    def token(self) -> str:
+        answer = httpx.post(
+            f"{self.hub.url}/api/auth/token",
+            json={"username": self.username, "secret": self.secret},
+            timeout=30,
+        )
+        answer.raise_for_status()
+        return str(answer.json()["token"])
+
+    def client(self) -> httpx.Client:
+        return self.hub.client(self.token())
+
+    def login(self) -> None:
+        cli(
+            "login",
+            "--server",
+            self.hub.url,
+            "--username",
+            self.username,
+            "--secret",
+            self.secret,
+            env=self.env,
+        )
+
+
+def new_publisher(server: HubServer, home: Path, prefix: str = "user") -> Publisher:
+    username = f"{prefix}{next(_names)}-{os.getpid()}"
+    email = f"{username}@example.org"
+    password = f"pw-{username}-long-enough"
+    result = server.admin(
+        "user", "create", username, "--email", email, "--password-stdin", input=password + "\n"
+    )
+    secret = result.stdout.strip().splitlines()[-1]
+    home.mkdir(parents=True, exist_ok=True)
+    return Publisher(username, email, secret, password, server, home)
+
+
+@pytest.fixture
+def publisher(hub: HubServer, tmp_path: Path) -> Publisher:
+    """A fresh user of the shared hub, logged in with the CLI."""
+    p = new_publisher(hub, tmp_path / "home")
+    p.login()
+    return p
+
+
+@pytest.fixture
+def make_publisher(hub: HubServer, tmp_path: Path) -> Iterator[object]:
+    def make(prefix: str = "user") -> Publisher:
+        return new_publisher(hub, tmp_path / f"home-{next(_names)}", prefix)
+
+    yield make
+
+
+def write_package(
+    root: Path,
+    name: str,
+    *,
+    files: dict[str, bytes] | None = None,
+    descriptor: dict[str, object] | None = None,
+) -> Path:
+    """A package folder: a CSV resource and a README unless told otherwise."""
+    import json
+
+    root.mkdir(parents=True, exist_ok=True)
+    files = files if files is not None else {"data/cities.csv": b"city,pop\nParis,2100000\n"}
+    for path, content in files.items():
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+    if descriptor is None:
+        resources = [
+            {"name": Path(p).stem.lower(), "path": p}
+            for p in files
+            if not p.lower().startswith("readme")
+        ]
+        descriptor = {"name": name, "title": f"The {name} package", "resources": resources}
+    (root / "datapackage.json").write_text(json.dumps(descriptor, indent=2))
+    return root
