@@ -10,7 +10,7 @@ from rich.console import Console
 
 from dphub.cli._server import DataDirOption
 
-out = Console(highlight=False)
+out = Console(highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

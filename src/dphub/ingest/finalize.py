@@ -29,7 +29,7 @@ from dphub.errors import (
 from dphub.ingest.uploads import UPLOAD_PATH, split_key
 from dphub.metastore.db import transaction
 from dphub.metastore.models import Revision, RevisionFile, UploadSession, UploadSessionFile
-from dphub.metastore.packages import claim_next_revision
+from dphub.metastore.packages import claim_next_revision, find_package, get_revision
 
 DESCRIPTOR_NAME = "datapackage.json"
 README_NAMES = ("readme.md", "readme", "readme.txt", "readme.markdown")
@@ -42,6 +42,7 @@ class Finalized:
     name: str
     revision: int
     state: str
+    unchanged: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,9 @@ def finalize(
         if done is not None:
             return done
         plan = _plan(db, key=key, principal=principal, settings=settings, bitstore=bitstore)
+    same = _same_as_latest(sessions, plan)
+    if same is not None:
+        return same
     for attempt in range(ATTEMPTS):
         try:
             return _write(sessions, plan, principal=principal, settings=settings)
@@ -96,6 +100,30 @@ def finalize(
             if attempt == ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def _same_as_latest(sessions: sessionmaker[Session], plan: _Plan) -> Finalized | None:
+    """A push identical to the package's latest revision (same files, same bytes, same findability)
+    makes no new revision: the session closes onto the existing one."""
+    with transaction(sessions) as db:
+        package = find_package(db, plan.owner, plan.name)
+        if package is None or not package.latest_revision:
+            return None
+        if plan.findability is not None and plan.findability != package.findability:
+            return None
+        latest = get_revision(db, package, "latest")
+        pushed = {(f.path, f.received_sha256) for f in plan.files}
+        if pushed != {(f.path, f.sha256) for f in latest.files}:
+            return None
+        if latest.descriptor != plan.descriptor:
+            return None
+        upload = db.get(UploadSession, plan.session_id, with_for_update=True)
+        if upload is None or upload.closed_at is not None:
+            raise Conflict("This upload session was finalized by another request.")
+        upload.closed_at = datetime.now(UTC)
+        upload.revision = latest.number
+        upload.name = plan.name
+        return Finalized(plan.owner, plan.name, latest.number, latest.state, unchanged=True)
 
 
 def _already_finalized(db: Session, key: str, principal: Principal) -> Finalized | None:

@@ -73,6 +73,7 @@ async def finalize(request: Request, hub: HubDep, principal: CurrentPrincipal) -
             "name": done.name,
             "revision": done.revision,
             "state": done.state,
+            "unchanged": done.unchanged,
             "status_url": f"{base}/api/package/{done.owner}/{done.name}/revisions/{done.revision}",
             "package_url": f"{base}/{done.owner}/{done.name}",
         }
