@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -196,11 +196,11 @@ def publisher(hub: HubServer, tmp_path: Path) -> Publisher:
 
 
 @pytest.fixture
-def make_publisher(hub: HubServer, tmp_path: Path) -> Iterator[object]:
+def make_publisher(hub: HubServer, tmp_path: Path) -> Callable[..., Publisher]:
     def make(prefix: str = "user") -> Publisher:
         return new_publisher(hub, tmp_path / f"home-{next(_names)}", prefix)
 
-    yield make
+    return make
 
 
 def write_package(

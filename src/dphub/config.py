@@ -29,8 +29,9 @@ def _setting(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
 
-def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    environ = os.environ if environ is None else environ
+    base = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "dphub"
 
 
@@ -108,7 +109,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         if raw is not None and raw != "":
             values[f.name] = _convert(f.name, raw, f.type)
     values.update({k: v for k, v in overrides.items() if v is not None})
-    values["data_dir"] = Path(values.get("data_dir") or default_data_dir()).expanduser().resolve()
+    values["data_dir"] = (
+        Path(values.get("data_dir") or default_data_dir(environ)).expanduser().resolve()
+    )
     if "base_url" in values:
         values["base_url"] = str(values["base_url"]).rstrip("/")
     settings = Settings(**values)

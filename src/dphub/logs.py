@@ -6,16 +6,17 @@ import logging
 import re
 from typing import Any
 
+# Any parameter whose name ends in one of these words (access_token, X-Amz-Signature, ...).
 SECRET_PARAMS = re.compile(
-    r"(?i)\b(jwt|token|secret|password|api_key|X-Dphub-Signature|X-Amz-Signature|signature)"
+    r"(?i)\b([\w-]*(?:jwt|token|secret|password|api_key|apikey|signature|credential))"
     r"=[^&\s\"']+"
 )
-BEARER = re.compile(r"(?i)\b(bearer|auth-token:)\s+[A-Za-z0-9._~+/=-]+")
+SCHEMES = re.compile(r"(?i)\b(bearer|basic|auth-token:)\s+[A-Za-z0-9._~+/=-]+")
 
 
 def redact(text: str) -> str:
     text = SECRET_PARAMS.sub(r"\1=[REDACTED]", text)
-    return BEARER.sub(r"\1 [REDACTED]", text)
+    return SCHEMES.sub(r"\1 [REDACTED]", text)
 
 
 class RedactingFilter(logging.Filter):

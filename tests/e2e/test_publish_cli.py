@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -76,6 +77,11 @@ def test_push_then_read_everything_back(publisher: Publisher, tmp_path: Path) ->
     assert empty.status_code == 200
     assert empty.content == b""
     assert httpx.get(f"{base}/r/cities.json").json()["error"]["code"] == "resource-not-found"
+    head = httpx.head(f"{base}/r/cities.csv")
+    assert head.status_code == 200
+    assert head.headers["content-length"] == str(len(CSV))
+    assert head.headers["content-type"] == "text/csv"
+    assert head.content == b""
 
     listed = httpx.get(f"{publisher.hub.url}/api/package/{publisher.username}").json()
     assert listed == {"data": ["cities"]}
@@ -138,7 +144,7 @@ def test_unchanged_repush_uploads_nothing_and_makes_no_revision(
 
 
 def test_private_package_is_hidden_from_others(
-    publisher: Publisher, make_publisher: object, tmp_path: Path
+    publisher: Publisher, make_publisher: Callable[..., Publisher], tmp_path: Path
 ) -> None:
     folder = write_package(tmp_path / "secret", "secret", files={"data.csv": CSV})
     push(publisher, folder, "--private")
@@ -147,8 +153,7 @@ def test_private_package_is_hidden_from_others(
     assert httpx.get(api).json()["error"]["code"] == "package-not-found"
     raw = f"{publisher.hub.url}/{publisher.username}/secret/r/data.csv"
     assert httpx.get(raw).status_code == 404
-    assert make_publisher is not None
-    other = make_publisher()  # type: ignore[operator]
+    other = make_publisher()
     with other.client() as client:
         assert client.get(api).status_code == 404
     with publisher.client() as client:

@@ -64,7 +64,11 @@ def serve_blob(
         if size == 0:
             return Response(b"", media_type=media_type, headers=headers)
         check_range(request.headers.get("range"), size)
-        return FileResponse(path, media_type=media_type, headers=headers, stat_result=None)
-    if bitstore.size(sha256) is None:
+        response: Response = FileResponse(path, media_type=media_type, headers=headers)
+    elif bitstore.size(sha256) is None:
         raise ResourceNotFound("The file's bytes are missing from the bitstore.")
-    return StreamingResponse(bitstore.read(sha256), media_type=media_type, headers=headers)
+    else:
+        response = StreamingResponse(bitstore.read(sha256), media_type=media_type, headers=headers)
+    # Starlette would add "charset=utf-8" to text types; a published file's encoding is its own.
+    response.headers["content-type"] = media_type
+    return response

@@ -83,7 +83,6 @@ def authenticate(session: Session, *, login: str, secret: str) -> User:
         if key is not None and key.user_id == user.id:
             key.last_used_at = datetime.now(UTC)
             return user
-        raise InvalidCredentials()
     if verify_password(user.password_hash, secret):
         return user
     raise InvalidCredentials()

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import typer
 
-from dphub.cli import _errors, db, get, info, login, push, serve, user, validate
+from dphub.cli import _errors, db, serve, user
+from dphub.cli import get as get_command
+from dphub.cli import info as info_command
+from dphub.cli import login as login_command
+from dphub.cli import push as push_command
+from dphub.cli import validate as validate_command
 
 app = typer.Typer(
     name="dphub",
@@ -18,7 +23,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (login, validate, push, info, get, serve):
+for module in (
+    login_command,
+    validate_command,
+    push_command,
+    info_command,
+    get_command,
+    serve,
+):
     module.register(app)
 app.add_typer(user.app, name="user")
 app.add_typer(db.app, name="db")

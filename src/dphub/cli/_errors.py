@@ -29,7 +29,9 @@ def fail(message: str, *, hint: str | None = None, code: int = 1) -> NoReturn:
 def run(app: typer.Typer) -> None:
     debug = os.environ.get("DPHUB_DEBUG", "") not in ("", "0", "false")
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns a command's exit code instead of exiting.
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except DphubError as exc:
@@ -65,8 +67,7 @@ def _report(message: str, hint: str | None, problems: object = None) -> None:
     if isinstance(problems, list):
         for problem in problems:
             if isinstance(problem, dict):
-                where = problem.get("file", "datapackage.json")
-                pointer = problem.get("pointer", "")
-                stderr.print(f"  {where} {pointer}: {problem.get('message', '')}")
+                where = f"{problem.get('file', 'datapackage.json')} {problem.get('pointer', '')}"
+                stderr.print(f"  {where.rstrip()}: {problem.get('message', '')}", markup=False)
     if hint:
         stderr.print(f"[dim]{hint}[/]")

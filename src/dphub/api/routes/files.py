@@ -93,28 +93,42 @@ def _serve(
     )
 
 
-@router.get("/{owner}/{name}/datapackage.json", summary="The package descriptor with hub URLs")
+@router.api_route(
+    "/{owner}/{name}/datapackage.json",
+    methods=["GET", "HEAD"],
+    summary="The package descriptor with hub URLs",
+)
 async def descriptor(
     owner: str, name: str, request: Request, hub: HubDep, principal: MaybePrincipal
 ) -> Response:
     return await _descriptor(request, hub, principal, owner, name, None)
 
 
-@router.get("/{owner}/{name}/v/{ref}/datapackage.json", summary="A revision's descriptor")
+@router.api_route(
+    "/{owner}/{name}/v/{ref}/datapackage.json",
+    methods=["GET", "HEAD"],
+    summary="A revision's descriptor",
+)
 async def descriptor_at(
     owner: str, name: str, ref: str, request: Request, hub: HubDep, principal: MaybePrincipal
 ) -> Response:
     return await _descriptor(request, hub, principal, owner, name, ref)
 
 
-@router.get("/{owner}/{name}/r/{leaf:path}", summary="A resource by name or index")
+@router.api_route(
+    "/{owner}/{name}/r/{leaf:path}", methods=["GET", "HEAD"], summary="A resource by name or index"
+)
 async def resource(
     owner: str, name: str, leaf: str, request: Request, hub: HubDep, principal: MaybePrincipal
 ) -> Response:
     return await _resource(request, hub, principal, owner, name, None, leaf)
 
 
-@router.get("/{owner}/{name}/v/{ref}/r/{leaf:path}", summary="A revision's resource")
+@router.api_route(
+    "/{owner}/{name}/v/{ref}/r/{leaf:path}",
+    methods=["GET", "HEAD"],
+    summary="A revision's resource",
+)
 async def resource_at(
     owner: str,
     name: str,
@@ -127,14 +141,22 @@ async def resource_at(
     return await _resource(request, hub, principal, owner, name, ref, leaf)
 
 
-@router.get("/{owner}/{name}/files/{path:path}", summary="A stored file by its path")
+@router.api_route(
+    "/{owner}/{name}/files/{path:path}",
+    methods=["GET", "HEAD"],
+    summary="A stored file by its path",
+)
 async def file(
     owner: str, name: str, path: str, request: Request, hub: HubDep, principal: MaybePrincipal
 ) -> Response:
     return await _file(request, hub, principal, owner, name, None, path)
 
 
-@router.get("/{owner}/{name}/v/{ref}/files/{path:path}", summary="A revision's file by its path")
+@router.api_route(
+    "/{owner}/{name}/v/{ref}/files/{path:path}",
+    methods=["GET", "HEAD"],
+    summary="A revision's file by its path",
+)
 async def file_at(
     owner: str,
     name: str,
@@ -147,7 +169,11 @@ async def file_at(
     return await _file(request, hub, principal, owner, name, ref, path)
 
 
-@router.get("/{owner}/{name}", summary="The package (as JSON until the web UI exists)")
+@router.api_route(
+    "/{owner}/{name}",
+    methods=["GET", "HEAD"],
+    summary="The package, as JSON",
+)
 async def package_page(owner: str, name: str, hub: HubDep, principal: MaybePrincipal) -> JSON:
     def work() -> dict[str, Any]:
         with hub.sessions() as db:

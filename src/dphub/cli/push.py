@@ -1,0 +1,71 @@
+"""``dphub push``: publish a package folder as a new revision on the hub."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dphub.cli._errors import fail
+from dphub.cli._hub import ServerOption, TransferBar, human_size, make_client, plural, stdout
+
+
+def register(app: typer.Typer) -> None:
+    app.command("push")(push)
+
+
+def push(
+    directory: Annotated[
+        Path, typer.Argument(help="The package folder, holding datapackage.json.")
+    ] = Path("."),
+    owner: Annotated[
+        str | None,
+        typer.Option("--owner", help="Publisher to push to (default: you).", show_default=False),
+    ] = None,
+    published: Annotated[
+        bool, typer.Option("--published", help="Listed in search, readable by anyone.")
+    ] = False,
+    unlisted: Annotated[
+        bool, typer.Option("--unlisted", help="Readable by anyone with the URL, not listed.")
+    ] = False,
+    private: Annotated[bool, typer.Option("--private", help="Readable by members only.")] = False,
+    server: ServerOption = None,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, max=32, help="Files uploaded at once.")
+    ] = 4,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait until the hub has processed the revision.")
+    ] = False,
+) -> None:
+    """Validate, upload what the hub does not hold yet, and create a new revision."""
+    flags = {"published": published, "unlisted": unlisted, "private": private}
+    chosen = [name for name, on in flags.items() if on]
+    if len(chosen) > 1:
+        fail("Choose one of --published, --unlisted and --private.")
+    findability = chosen[0] if chosen else None
+    with make_client(server) as client:
+        with TransferBar() as bar:
+            result = client.push(
+                directory, owner=owner, findability=findability, progress=bar, workers=workers
+            )
+        stdout.print(
+            f"{plural(len(result.uploaded_files), 'file')} uploaded"
+            f" ({human_size(result.uploaded_bytes)}),"
+            f" {len(result.skipped_files)} already on the hub.",
+            markup=False,
+        )
+        revision = f" revision {result.revision}" if result.revision is not None else ""
+        verb = "Unchanged:" if result.unchanged else "Published"
+        stdout.print(f"{verb} {result.owner}/{result.name}{revision}", markup=False)
+        stdout.print(result.url, markup=False)
+        if wait and result.revision is not None:
+            with stdout.status("Processing on the hub..."):
+                status = client.wait(result.owner, result.name, result.revision)
+            state = str(status.get("state", "UNKNOWN"))
+            stdout.print(f"Revision {result.revision}: {state}", markup=False)
+            if state == "FAILED":
+                errors = status.get("errors")
+                for error in errors if isinstance(errors, list) else []:
+                    stdout.print(f"  {error}", markup=False)
+                raise typer.Exit(1)

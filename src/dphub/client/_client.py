@@ -1,0 +1,293 @@
+"""The hub client: one object holding the server address, the token and a connection pool."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Generator
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from dphub import __version__
+from dphub.client._config import DEFAULT_SERVER, load_config
+from dphub.client._get import download_files, remote_files, write_descriptor
+from dphub.client._hashing import HashCache
+from dphub.client._http import absolute, raise_for_status, same_origin
+from dphub.client._package import LocalPackage
+from dphub.client._progress import ProgressCallback, Reporter
+from dphub.client._push import PushResult, authorize, finalize, hash_files, upload_missing
+from dphub.datapackage import Problem
+from dphub.errors import DphubError, InvalidDescriptor, InvalidRequest, Unauthenticated
+from dphub.names import check_name
+
+FINDABILITIES = ("published", "unlisted", "private")
+FINAL_STATES = ("SUCCEEDED", "FAILED")
+
+
+class _HubToken(httpx.Auth):
+    """Sends the token to the hub only: never to object storage or any other host a URL names."""
+
+    def __init__(self, server: str, token: str | None) -> None:
+        self._server = server
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if self._token and same_origin(str(request.url), self._server):
+            request.headers["Authorization"] = f"Bearer {self._token}"
+        yield request
+
+
+class Client:
+    """Talks to one hub. Thread-safe; close it (or use it as a context manager) when done."""
+
+    def __init__(
+        self,
+        server: str = DEFAULT_SERVER,
+        token: str | None = None,
+        *,
+        username: str | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        self.server = server.rstrip("/")
+        self.token = token
+        self.username = username
+        self._http = httpx.Client(
+            base_url=self.server,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
+            follow_redirects=True,
+            headers={"User-Agent": f"dphub-client/{__version__}"},
+        )
+        self._set_auth()
+
+    @classmethod
+    def from_config(cls, *, server: str | None = None, timeout: float = 60.0) -> Client:
+        """A client for ``server`` (or ``$DPHUB_SERVER``, or the saved one) with the saved login.
+
+        The saved token is only used for the server it was issued by; ``$DPHUB_TOKEN`` overrides it.
+        """
+        config = load_config()
+        chosen = (server or os.environ.get("DPHUB_SERVER") or config.server).rstrip("/")
+        same = chosen == config.server.rstrip("/")
+        token = os.environ.get("DPHUB_TOKEN") or (config.token if same else None)
+        username = config.username if same else None
+        return cls(chosen, token, username=username, timeout=timeout)
+
+    def _set_auth(self) -> None:
+        self._http.auth = _HubToken(self.server, self.token)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # Auth
+
+    def login(self, username: str, secret: str) -> str:
+        """Exchange a password or API key for a token; the client uses it from then on."""
+        who = "email" if "@" in username else "username"
+        response = self._http.post("/api/auth/token", json={who: username, "secret": secret})
+        raise_for_status(response)
+        answer = _object(response)
+        token = answer.get("token")
+        if not isinstance(token, str) or not token:
+            raise DphubError("The hub's token answer holds no token.")
+        self.token = token
+        self._set_auth()
+        named = answer.get("username")
+        if isinstance(named, str) and named:
+            self.username = named
+        elif who == "username":
+            self.username = username
+        else:
+            self.username = _profile_name(self.whoami())
+        return token
+
+    def whoami(self) -> dict[str, Any]:
+        """The hub's ``/api/auth/check`` answer: ``{"authenticated", "profile"|"providers"}``."""
+        response = self._http.get("/api/auth/check")
+        raise_for_status(response)
+        return _object(response)
+
+    def _logged_in_name(self) -> str:
+        check = self.whoami()
+        if not check.get("authenticated"):
+            raise Unauthenticated(f"{self.server} does not accept the saved token.")
+        name = _profile_name(check)
+        if name is None:
+            raise InvalidRequest("The hub did not say who you are: give the owner to push to.")
+        return name
+
+    # Publish
+
+    def push(
+        self,
+        directory: Path | str,
+        *,
+        owner: str | None = None,
+        findability: str | None = None,
+        progress: ProgressCallback | None = None,
+        workers: int = 4,
+        hash_cache: HashCache | None = None,
+    ) -> PushResult:
+        """Publish the package in ``directory`` as a new revision of ``owner/<its name>``.
+
+        Everything that can be checked locally is checked before the first request.
+        """
+        package = LocalPackage.load(directory)
+        name = package.name
+        if name is None:
+            problem = Problem(
+                "/name", '"name" is required to push: the hub files the package under it'
+            )
+            raise InvalidDescriptor(
+                f"The package in {directory} has no name: add one to its datapackage.json.",
+                problems=[problem.to_dict()],
+            )
+        if findability is not None and findability not in FINDABILITIES:
+            raise InvalidRequest(f"findability must be one of {', '.join(FINDABILITIES)}.")
+        if owner is not None:
+            check_name(owner, what="owner")
+        if not self.token:
+            raise Unauthenticated(f"You are not logged in to {self.server}.")
+        report = Reporter(progress)
+        hashed = hash_files(package, cache=hash_cache or HashCache(), report=report)
+        owner = owner or self.username or self._logged_in_name()
+        answers = authorize(
+            self._http, owner=owner, name=name, findability=findability, files=hashed
+        )
+        uploaded, skipped, sent = upload_missing(
+            self._http,
+            server=self.server,
+            files=hashed,
+            answers=answers,
+            workers=workers,
+            report=report,
+        )
+        answer = finalize(self._http, answers=answers)
+        revision = answer.get("revision")
+        url = answer.get("package_url") or f"{self.server}/{owner}/{name}"
+        status_url = answer.get("status_url")
+        return PushResult(
+            owner=owner,
+            name=name,
+            revision=revision if isinstance(revision, int) else None,
+            url=absolute(self.server, str(url)),
+            status_url=absolute(self.server, status_url) if isinstance(status_url, str) else None,
+            uploaded_files=tuple(uploaded),
+            skipped_files=tuple(skipped),
+            uploaded_bytes=sent,
+            status=str(answer.get("status", "queued")),
+            unchanged=answer.get("unchanged") is True,
+        )
+
+    def revision_status(
+        self, owner: str, name: str, revision: int | str = "latest"
+    ) -> dict[str, Any]:
+        """``{state, pipelines, errors, stats, ...}`` of a revision (a number, ``latest`` or
+        ``successful``)."""
+        response = self._http.get(f"{_package_path(owner, name)}/revisions/{revision}")
+        raise_for_status(response)
+        return _object(response)
+
+    def wait(
+        self,
+        owner: str,
+        name: str,
+        revision: int | str = "latest",
+        *,
+        timeout: float = 600.0,
+        interval: float = 1.0,
+    ) -> dict[str, Any]:
+        """Poll a revision until it is SUCCEEDED or FAILED (or ``timeout`` seconds pass)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.revision_status(owner, name, revision)
+            if status.get("state") in FINAL_STATES or time.monotonic() >= deadline:
+                return status
+            time.sleep(interval)
+
+    # Read
+
+    def info(self, owner: str, name: str, revision: int | None = None) -> dict[str, Any]:
+        """The hub's package answer: descriptor, readme, revision, findability, files, ..."""
+        params = {"revision": str(revision)} if revision is not None else None
+        response = self._http.get(_package_path(owner, name), params=params)
+        raise_for_status(response)
+        return _object(response)
+
+    def get(
+        self,
+        owner: str,
+        name: str,
+        dest: Path | str,
+        *,
+        revision: int | None = None,
+        progress: ProgressCallback | None = None,
+        workers: int = 4,
+    ) -> Path:
+        """Download a package into ``dest`` with its original layout; return ``dest``."""
+        show = self.info(owner, name, revision)
+        descriptor = show.get("descriptor")
+        if not isinstance(descriptor, dict):
+            raise DphubError("The hub's package answer holds no descriptor.")
+        served = None
+        if not isinstance(show.get("files"), list):
+            served = self._served_descriptor(owner, name, revision)
+        files = remote_files(show, served)
+        target = Path(dest)
+        target.mkdir(parents=True, exist_ok=True)
+        download_files(
+            self._http,
+            server=self.server,
+            files=files,
+            dest=target,
+            workers=workers,
+            report=Reporter(progress),
+        )
+        write_descriptor(target, descriptor)
+        return target
+
+    def _served_descriptor(self, owner: str, name: str, revision: int | None) -> dict[str, Any]:
+        version = f"/v/{revision}" if revision is not None else ""
+        path = f"/{quote(owner, safe='')}/{quote(name, safe='')}{version}/datapackage.json"
+        response = self._http.get(path)
+        raise_for_status(response)
+        return _object(response)
+
+
+def _package_path(owner: str, name: str) -> str:
+    return f"/api/package/{quote(owner, safe='')}/{quote(name, safe='')}"
+
+
+def _object(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise DphubError(f"The hub answered {response.request.url.path} with no JSON object.")
+    return body
+
+
+def _profile_name(check: dict[str, Any]) -> str | None:
+    profile = check.get("profile")
+    if not isinstance(profile, dict):
+        return None
+    for key in ("username", "name"):
+        value = profile.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None

@@ -1,0 +1,219 @@
+"""Publishing a package in phases: hash, negotiate (authorize), upload what is missing, finalize.
+
+Each phase is one function, so a failure says which step broke and nothing after it has run:
+the hub only creates the revision at finalize, with every file already in storage.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from dphub.client._hashing import CHUNK_SIZE, FileHashes, HashCache, read_chunks
+from dphub.client._http import absolute, raise_for_status
+from dphub.client._package import LocalFile, LocalPackage
+from dphub.client._progress import Reporter
+from dphub.client._transfer import run_parallel, with_retries
+from dphub.datapackage import DESCRIPTOR_FILE
+from dphub.errors import DphubError, InvalidUpload
+
+
+@dataclass(frozen=True)
+class PushResult:
+    owner: str
+    name: str
+    revision: int | None
+    url: str
+    """The package's page on the hub."""
+    status_url: str | None
+    """Where the processing state of the new revision can be polled."""
+    uploaded_files: tuple[str, ...]
+    skipped_files: tuple[str, ...]
+    """Files the hub already held with the same SHA-256: nothing was sent."""
+    uploaded_bytes: int
+    status: str = "queued"
+    unchanged: bool = False
+    """The hub found this revision identical to the latest one and kept that."""
+
+
+@dataclass(frozen=True)
+class HashedFile:
+    file: LocalFile
+    hashes: FileHashes
+
+
+def hash_files(package: LocalPackage, *, cache: HashCache, report: Reporter) -> list[HashedFile]:
+    """Phase 1: SHA-256 and MD5 of every file, reading only files the cache does not know."""
+    unknown = [f for f in package.files if cache.lookup(f.absolute) is None]
+    report.start("hash", total=sum(f.size for f in unknown), files=len(unknown))
+    hashed = []
+    for file in package.files:
+        hashes = cache.hash(file.absolute, on_bytes=partial(report.advance, "hash", file.path))
+        report.done("hash", file.path, hashes.size)
+        hashed.append(HashedFile(file, hashes))
+    cache.save()
+    return hashed
+
+
+def authorize(
+    api: httpx.Client,
+    *,
+    owner: str,
+    name: str,
+    findability: str | None,
+    files: list[HashedFile],
+) -> dict[str, dict[str, Any]]:
+    """Phase 2: tell the hub what the package holds; it answers, per file, how to upload it or
+    that it already has those bytes."""
+    metadata: dict[str, Any] = {"owner": owner, "name": name}
+    if findability is not None:
+        metadata["findability"] = findability
+    filedata = {
+        f.file.path: {
+            "md5": f.hashes.md5,
+            "size": f.hashes.size,
+            "sha256": f.hashes.sha256,
+            "type": f.file.mimetype,
+            "name": os.path.basename(f.file.path),
+        }
+        for f in files
+    }
+    response = api.post(
+        "/api/datastore/authorize", json={"metadata": metadata, "filedata": filedata}
+    )
+    raise_for_status(response)
+    answers = response.json().get("filedata")
+    if not isinstance(answers, dict):
+        raise DphubError("The hub's authorize answer has no 'filedata' object.")
+    missing = [f.file.path for f in files if not isinstance(answers.get(f.file.path), dict)]
+    if missing:
+        raise DphubError(f"The hub's authorize answer says nothing of {', '.join(missing)}.")
+    return answers
+
+
+def upload_missing(
+    transfer: httpx.Client,
+    *,
+    server: str,
+    files: list[HashedFile],
+    answers: dict[str, dict[str, Any]],
+    workers: int,
+    report: Reporter,
+) -> tuple[list[str], list[str], int]:
+    """Phase 3: send each file the hub does not hold, in parallel, biggest first.
+
+    Returns the uploaded paths, the skipped paths and the bytes sent.
+    """
+    todo = [f for f in files if not answers[f.file.path].get("exists")]
+    skipped = [f.file.path for f in files if answers[f.file.path].get("exists")]
+    todo.sort(key=lambda f: f.hashes.size, reverse=True)
+    report.start("upload", total=sum(f.hashes.size for f in todo), files=len(todo))
+    tasks = [partial(_upload_one, transfer, server, f, answers[f.file.path], report) for f in todo]
+    run_parallel(tasks, workers=workers)
+    return [f.file.path for f in todo], skipped, sum(f.hashes.size for f in todo)
+
+
+def _upload_one(
+    transfer: httpx.Client,
+    server: str,
+    item: HashedFile,
+    answer: dict[str, Any],
+    report: Reporter,
+) -> None:
+    file, size = item.file, item.hashes.size
+    if file.absolute.stat().st_size != size:
+        raise InvalidUpload(f"{file.path} changed while it was being pushed; push again.")
+    sent = 0
+
+    def moved(amount: int) -> None:
+        nonlocal sent
+        sent += amount
+        report.advance("upload", file.path, amount)
+
+    def rewind() -> None:
+        moved(-sent)
+
+    put_url = answer.get("put_url")
+    upload_url = answer.get("upload_url")
+    if isinstance(put_url, str) and put_url:
+        headers = {str(k): str(v) for k, v in (answer.get("put_headers") or {}).items()}
+        headers["Content-Length"] = str(size)
+        headers.setdefault("Content-Type", file.mimetype)
+
+        def put() -> None:
+            body = _file_body(file, size, moved)
+            response = transfer.put(absolute(server, put_url), content=body, headers=headers)
+            raise_for_status(response)
+
+        with_retries(put, on_retry=rewind)
+    elif isinstance(upload_url, str) and upload_url:
+        fields = {str(k): str(v) for k, v in (answer.get("upload_query") or {}).items()}
+
+        def post() -> None:
+            with _CountingReader(file.absolute, moved) as body:
+                response = transfer.post(
+                    absolute(server, upload_url),
+                    data=fields,
+                    files={"file": (os.path.basename(file.path), body, file.mimetype)},
+                )
+            raise_for_status(response)
+
+        with_retries(post, on_retry=rewind)
+    else:
+        raise DphubError(f"The hub gave no upload URL for {file.path}.")
+    report.done("upload", file.path, size)
+
+
+def _file_body(file: LocalFile, size: int, moved: Callable[[int], None]) -> Iterator[bytes]:
+    # Sends exactly the hashed number of bytes, so Content-Length always holds.
+    left = size
+    with file.absolute.open("rb") as raw:
+        for chunk in read_chunks(raw):
+            piece = chunk[:left]
+            left -= len(piece)
+            moved(len(piece))
+            yield piece
+            if left <= 0:
+                break
+    if left:
+        raise InvalidUpload(f"{file.path} shrank while it was being pushed; push again.")
+
+
+class _CountingReader(io.BufferedReader):
+    """A file opened for reading that reports each read, for the form upload's progress."""
+
+    def __init__(self, path: Path, moved: Callable[[int], None]) -> None:
+        super().__init__(io.FileIO(path, "r"), buffer_size=CHUNK_SIZE)
+        self._moved = moved
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        chunk = super().read(size)
+        self._moved(len(chunk))
+        return chunk
+
+
+def finalize(api: httpx.Client, *, answers: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Phase 4: ask the hub to create the revision from the uploaded datapackage.json."""
+    entry = answers[DESCRIPTOR_FILE]
+    upload_url = entry.get("upload_url")
+    query = entry.get("upload_query")
+    key = query.get("key") if isinstance(query, dict) else None
+    if not isinstance(upload_url, str) or not isinstance(key, str):
+        raise InvalidUpload(
+            "The hub's authorize answer gave no upload_url and key for datapackage.json,"
+            " so the upload cannot be finalized."
+        )
+    datapackage = upload_url.rstrip("/") + "/" + key
+    response = api.post("/api/package/upload", json={"datapackage": datapackage})
+    raise_for_status(response)
+    answer = response.json()
+    if not isinstance(answer, dict):
+        raise DphubError("The hub's finalize answer is not a JSON object.")
+    return answer
