@@ -27,13 +27,10 @@ def fail(message: str, *, hint: str | None = None, code: int = 1) -> NoReturn:
 
 
 def run(app: typer.Typer) -> None:
+    """Run the CLI; click reports usage errors itself, dphub's own failures are reported here."""
     debug = os.environ.get("DPHUB_DEBUG", "") not in ("", "0", "false")
     try:
-        # Without standalone mode click returns a command's exit code instead of exiting.
-        code = app(standalone_mode=False)
-        sys.exit(code if isinstance(code, int) else 0)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
+        app()
     except DphubError as exc:
         if debug:
             traceback.print_exc()
@@ -44,18 +41,7 @@ def run(app: typer.Typer) -> None:
             traceback.print_exc()
         _report(f"could not reach the hub: {exc}", "Check the server URL and that the hub runs.")
         sys.exit(1)
-    except KeyboardInterrupt:
-        stderr.print("Interrupted.")
-        sys.exit(130)
     except Exception as exc:  # the CLI's last line of defence: one line, not a traceback
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            stderr.print("Aborted.")
-            sys.exit(1)
         if debug:
             traceback.print_exc()
         _report(f"{type(exc).__name__}: {exc}", "Run again with DPHUB_DEBUG=1 for the traceback.")
