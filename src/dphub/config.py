@@ -17,6 +17,7 @@ from typing import Any
 from dphub.errors import ConfigurationError
 
 FINDABILITIES = ("published", "unlisted", "private")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 # Values that look like secrets but are not: refused outside development mode.
 PLACEHOLDER_SECRETS = frozenset(
@@ -126,7 +127,15 @@ def _check(settings: Settings) -> None:
         raise ConfigurationError(
             "DPHUB_DEFAULT_FINDABILITY must be one of " + ", ".join(FINDABILITIES) + "."
         )
-    for name in ("token_ttl", "upload_ttl", "session_ttl", "max_descriptor_bytes"):
+    if settings.log_level.lower() not in LOG_LEVELS:
+        raise ConfigurationError("DPHUB_LOG_LEVEL must be one of " + ", ".join(LOG_LEVELS) + ".")
+    for name in (
+        "token_ttl",
+        "upload_ttl",
+        "session_ttl",
+        "max_descriptor_bytes",
+        "max_upload_bytes",
+    ):
         if getattr(settings, name) <= 0:
             raise ConfigurationError(f"DPHUB_{name.upper()} must be positive.")
     if settings.secret_key and not settings.development:
@@ -146,9 +155,18 @@ def ensure_data_dir(settings: Settings) -> Settings:
         return settings
     key_file = settings.data_dir / "secret_key"
     if not key_file.exists():
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Written aside then linked into place: two hubs starting at once agree on one key,
+        # and neither ever reads a half-written file.
+        draft = settings.data_dir / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(secrets.token_urlsafe(48))
+        try:
+            os.link(draft, key_file)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
     key = key_file.read_text().strip()
     if len(key) < MIN_SECRET_LENGTH:
         raise ConfigurationError(f"{key_file} holds a key that is too short; delete it to renew.")

@@ -11,11 +11,15 @@ SECRET_PARAMS = re.compile(
     r"(?i)\b([\w-]*(?:jwt|token|secret|password|api_key|apikey|signature|credential))"
     r"=[^&\s\"']+"
 )
-SCHEMES = re.compile(r"(?i)\b(bearer|basic|auth-token:)\s+[A-Za-z0-9._~+/=-]+")
+SCHEMES = re.compile(r"(?i)\b(bearer|basic|auth-token:)\s*[A-Za-z0-9._~+/=-]+")
+JSON_SECRETS = re.compile(
+    r"(?i)(\"[\w-]*(?:jwt|token|secret|password|signature)\"\s*:\s*\")[^\"]*(\")"
+)
 
 
 def redact(text: str) -> str:
     text = SECRET_PARAMS.sub(r"\1=[REDACTED]", text)
+    text = JSON_SECRETS.sub(r"\1[REDACTED]\2", text)
     return SCHEMES.sub(r"\1 [REDACTED]", text)
 
 

@@ -56,7 +56,12 @@ MAX_PATH_LENGTH = 1024
 
 
 def is_valid_name(value: object) -> bool:
-    return isinstance(value, str) and NAME_PATTERN.fullmatch(value) is not None
+    """The pattern, and no trailing '.' (it would vanish from URLs on some platforms)."""
+    return (
+        isinstance(value, str)
+        and NAME_PATTERN.fullmatch(value) is not None
+        and not value.endswith(".")
+    )
 
 
 def check_name(value: object, *, what: str = "name") -> str:
@@ -64,12 +69,10 @@ def check_name(value: object, *, what: str = "name") -> str:
     if not is_valid_name(value):
         raise InvalidName(
             f"{what} {value!r} is not valid: use 1 to 100 characters, lowercase letters, digits,"
-            " '_', '.' or '-', starting with a letter or digit.",
+            " '_', '.' or '-', starting with a letter or digit and not ending with '.'.",
             field=what,
         )
     assert isinstance(value, str)
-    if value in (".", "..") or value.endswith("."):
-        raise InvalidName(f"{what} {value!r} is not valid: it may not end with '.'.", field=what)
     return value
 
 

@@ -121,4 +121,6 @@ class LocalBitStore:
         return path if path.is_file() else None
 
     def delete(self, sha256: str) -> None:
-        (self.root / blob_relpath(sha256)).unlink(missing_ok=True)
+        path = self.local_path(sha256)
+        if path is not None:
+            path.unlink(missing_ok=True)

@@ -161,11 +161,12 @@ class UploadSigner:
             signature = query[SIGNATURE_PARAM]
         except (KeyError, ValueError):
             raise SignatureMismatch("The upload URL lacks its size, expiry or signature.") from None
+        lowered = {name.lower(): value for name, value in headers.items()}
         grant = UploadGrant(
             key=key,
             size=signed_size,
-            content_type=headers.get("content-type", "application/octet-stream"),
-            sha256_b64=headers.get(SHA256_FIELD),
+            content_type=lowered.get("content-type", "application/octet-stream"),
+            sha256_b64=lowered.get(SHA256_FIELD),
         )
         expected = self._sign(self._put_message(grant, expires_at))
         if not hmac.compare_digest(expected, signature):

@@ -20,6 +20,7 @@ from dphub.metastore.models import (
 )
 
 REVISION_STATES = ("QUEUED", "INPROGRESS", "SUCCEEDED", "FAILED")
+MAX_REVISION = 2**31 - 1
 
 
 def find_package(session: Session, owner: str, name: str) -> Package | None:
@@ -50,15 +51,12 @@ def get_revision(session: Session, package: Package, ref: str | int | None) -> R
         number = package.successful_revision
     elif ref == "latest":
         number = package.latest_revision or None
+    elif isinstance(ref, int) or (isinstance(ref, str) and ref.isascii() and ref.isdigit()):
+        number = int(ref)
     else:
-        try:
-            number = int(ref)
-        except ValueError:
-            raise RevisionNotFound(
-                f"{ref!r} is not a revision: use a number, latest or successful."
-            ) from None
+        raise RevisionNotFound(f"{ref!r} is not a revision: use a number, latest or successful.")
     revision = None
-    if number is not None:
+    if number is not None and 0 < number <= MAX_REVISION:
         revision = session.scalar(
             select(Revision).where(Revision.package_id == package.id, Revision.number == number)
         )

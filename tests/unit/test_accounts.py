@@ -1,0 +1,495 @@
+"""Accounts, passwords, API keys, tokens and permissions, on a real SQLite metastore."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import jwt
+import pytest
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from dphub.auth.accounts import (
+    authenticate,
+    create_api_key,
+    create_user,
+    find_user,
+    get_user,
+    principal_of,
+    user_for_api_key,
+)
+from dphub.auth.apikeys import KEY_MARK, hash_api_key, looks_like_api_key, new_api_key
+from dphub.auth.passwords import hash_password, verify_password
+from dphub.auth.permissions import (
+    Action,
+    PackageRef,
+    PublisherRef,
+    can,
+    readable_findabilities,
+    require,
+)
+from dphub.auth.principal import Principal
+from dphub.auth.tokens import AUDIENCE, ISSUER, issue_token, read_token
+from dphub.errors import (
+    AlreadyExists,
+    Forbidden,
+    InvalidCredentials,
+    InvalidName,
+    InvalidRequest,
+    InvalidToken,
+    PackageNotFound,
+    TokenExpired,
+    Unauthenticated,
+)
+from dphub.metastore.db import make_engine, make_sessionmaker, transaction, upgrade
+from dphub.metastore.models import ApiKey, User
+
+SECRET_KEY = "a-test-signing-key-that-is-long-enough-0123456789"
+OTHER_SECRET_KEY = "another-signing-key-that-is-long-enough-9876543210"
+ANN_PASSWORD = "correct horse battery staple"
+BOB_PASSWORD = "tr0ub4dor&3-long"
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'metastore.db'}")
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def db(engine: Engine) -> sessionmaker[Session]:
+    return make_sessionmaker(engine)
+
+
+@pytest.fixture
+def users(db: sessionmaker[Session]) -> dict[str, int]:
+    with transaction(db) as session:
+        ann = create_user(session, username="ann", email="Ann@Example.org", password=ANN_PASSWORD)
+        bob = create_user(session, username="bob", email="bob@example.org", password=BOB_PASSWORD)
+        return {"ann": ann.id, "bob": bob.id}
+
+
+def _key_for(db: sessionmaker[Session], username: str) -> str:
+    with transaction(db) as session:
+        user = find_user(session, username)
+        assert user is not None
+        return create_api_key(session, user=user, name="ci")
+
+
+def _database_bytes(tmp_path: Path) -> bytes:
+    """Everything SQLite wrote: the main file and its write-ahead log."""
+    return b"".join(p.read_bytes() for p in sorted(tmp_path.glob("metastore.db*")))
+
+
+# create_user
+
+
+def test_create_user_stores_a_normalised_account(
+    db: sessionmaker[Session], users: dict[str, int]
+) -> None:
+    with db() as session:
+        ann = get_user(session, users["ann"])
+        assert ann is not None
+        assert (ann.username, ann.email, ann.is_admin) == ("ann", "ann@example.org", False)
+        assert ann.created_at.tzinfo is not None
+        assert principal_of(ann) == Principal(users["ann"], "ann", "ann@example.org", False)
+
+
+def test_passwords_are_stored_as_argon2id_hashes(
+    db: sessionmaker[Session], users: dict[str, int], tmp_path: Path
+) -> None:
+    with db() as session:
+        stored = session.scalars(select(User.password_hash).where(User.username == "ann")).one()
+    assert stored is not None
+    assert stored.startswith("$argon2id$")
+    assert verify_password(stored, ANN_PASSWORD)
+    assert not verify_password(stored, BOB_PASSWORD)
+    assert ANN_PASSWORD.encode() not in _database_bytes(tmp_path)
+
+
+def test_a_user_may_have_no_password(db: sessionmaker[Session]) -> None:
+    with transaction(db) as session:
+        user = create_user(session, username="sso-only", email="sso@example.org")
+        assert user.password_hash is None
+    with transaction(db) as session, pytest.raises(InvalidCredentials):
+        authenticate(session, login="sso-only", secret="any password at all")
+
+
+@pytest.mark.parametrize("username", ["Ann", "-ann", "", "a" * 101, "api", "static", "a b"])
+def test_create_user_refuses_bad_usernames(db: sessionmaker[Session], username: str) -> None:
+    with transaction(db) as session, pytest.raises(InvalidName):
+        create_user(session, username=username, email="x@example.org", password=ANN_PASSWORD)
+
+
+@pytest.mark.parametrize(
+    "email", ["no-at-sign", "ann @example.org", "ann@exa\tmple.org", "a@" + "b" * 319]
+)
+def test_create_user_refuses_bad_emails(db: sessionmaker[Session], email: str) -> None:
+    with transaction(db) as session, pytest.raises(InvalidRequest) as caught:
+        create_user(session, username="ann", email=email, password=ANN_PASSWORD)
+    assert caught.value.details == {"field": "email"}
+
+
+def test_create_user_refuses_short_passwords(db: sessionmaker[Session]) -> None:
+    with transaction(db) as session, pytest.raises(InvalidRequest) as caught:
+        create_user(session, username="ann", email="ann@example.org", password="7chars!")
+    assert caught.value.details == {"field": "password"}
+    with transaction(db) as session:
+        assert create_user(
+            session, username="ann", email="ann@example.org", password="8chars!!"
+        ).password_hash
+
+
+@pytest.mark.parametrize(
+    ("username", "email", "field"),
+    [
+        ("ann", "another@example.org", "username"),
+        ("ann2", "ann@example.org", "email"),
+        ("ann3", "ANN@EXAMPLE.ORG", "email"),
+        ("ann4", "  ann@example.org ", "email"),
+    ],
+)
+def test_duplicate_usernames_and_emails_are_refused(
+    db: sessionmaker[Session], users: dict[str, int], username: str, email: str, field: str
+) -> None:
+    with transaction(db) as session, pytest.raises(AlreadyExists) as caught:
+        create_user(session, username=username, email=email, password=ANN_PASSWORD)
+    assert caught.value.details == {"field": field}
+    assert caught.value.status == 409
+    with db() as session:
+        assert session.scalars(select(User.username).order_by(User.id)).all() == ["ann", "bob"]
+
+
+# authenticate
+
+
+@pytest.mark.parametrize("login", ["ann", "ann@example.org", "ANN@example.ORG", " ann "])
+def test_authenticate_with_username_or_email_and_password(
+    db: sessionmaker[Session], users: dict[str, int], login: str
+) -> None:
+    with transaction(db) as session:
+        assert authenticate(session, login=login, secret=ANN_PASSWORD).id == users["ann"]
+
+
+def test_authenticate_with_an_api_key(db: sessionmaker[Session], users: dict[str, int]) -> None:
+    key = _key_for(db, "ann")
+    for login in ("ann", "ann@example.org"):
+        with transaction(db) as session:
+            assert authenticate(session, login=login, secret=key).id == users["ann"]
+    with db() as session:
+        used = session.scalars(select(ApiKey.last_used_at)).one()
+    assert used is not None
+    assert datetime.now(UTC) - used < timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(
+    ("login", "secret"),
+    [
+        ("ann", BOB_PASSWORD),
+        ("ann", ANN_PASSWORD.upper()),
+        ("ann", ""),
+        ("Ann", ANN_PASSWORD),
+        ("nobody", ANN_PASSWORD),
+        ("nobody@example.org", ANN_PASSWORD),
+        ("ann", f"{KEY_MARK}00000000_not-a-real-key"),
+    ],
+)
+def test_wrong_credentials_are_refused(
+    db: sessionmaker[Session], users: dict[str, int], login: str, secret: str
+) -> None:
+    with transaction(db) as session, pytest.raises(InvalidCredentials) as caught:
+        authenticate(session, login=login, secret=secret)
+    assert caught.value.status == 401
+    assert caught.value.code == "invalid-credentials"
+
+
+def test_an_api_key_of_another_user_is_refused(
+    db: sessionmaker[Session], users: dict[str, int]
+) -> None:
+    bobs_key = _key_for(db, "bob")
+    with transaction(db) as session, pytest.raises(InvalidCredentials):
+        authenticate(session, login="ann", secret=bobs_key)
+    with transaction(db) as session:
+        assert authenticate(session, login="bob", secret=bobs_key).id == users["bob"]
+
+
+@pytest.mark.parametrize("state", ["revoked", "expired"])
+def test_revoked_or_expired_keys_are_refused(
+    db: sessionmaker[Session], users: dict[str, int], state: str
+) -> None:
+    key = _key_for(db, "ann")
+    with transaction(db) as session:
+        row = session.scalars(select(ApiKey).where(ApiKey.key_hash == hash_api_key(key))).one()
+        moment = datetime.now(UTC) - timedelta(seconds=1)
+        if state == "revoked":
+            row.revoked_at = moment
+        else:
+            row.expires_at = moment
+    with transaction(db) as session, pytest.raises(InvalidCredentials):
+        authenticate(session, login="ann", secret=key)
+    with transaction(db) as session, pytest.raises(InvalidToken):
+        user_for_api_key(session, key)
+
+
+def test_a_key_that_expires_later_still_works(
+    db: sessionmaker[Session], users: dict[str, int]
+) -> None:
+    key = _key_for(db, "ann")
+    with transaction(db) as session:
+        row = session.scalars(select(ApiKey)).one()
+        row.expires_at = datetime.now(UTC) + timedelta(hours=1)
+    with transaction(db) as session:
+        assert user_for_api_key(session, key).username == "ann"
+
+
+def test_user_for_api_key(db: sessionmaker[Session], users: dict[str, int]) -> None:
+    key = _key_for(db, "bob")
+    with transaction(db) as session:
+        assert user_for_api_key(session, key).id == users["bob"]
+    with transaction(db) as session, pytest.raises(InvalidToken):
+        user_for_api_key(session, key + "x")
+
+
+def test_only_the_sha256_of_an_api_key_is_stored(
+    db: sessionmaker[Session], users: dict[str, int], tmp_path: Path
+) -> None:
+    key = _key_for(db, "ann")
+    prefix, secret_part = key.removeprefix(KEY_MARK).split("_", 1)
+    with db() as session:
+        row = session.scalars(select(ApiKey)).one()
+        assert row.key_hash == hashlib.sha256(key.encode()).hexdigest()
+        assert row.prefix == prefix
+        assert row.name == "ci"
+        assert row.user_id == users["ann"]
+    stored = _database_bytes(tmp_path)
+    assert key.encode() not in stored
+    assert secret_part.encode() not in stored
+    assert row.key_hash.encode() in stored
+
+
+def test_new_api_keys_are_distinct_and_recognisable() -> None:
+    keys = {new_api_key()[0] for _ in range(50)}
+    assert len(keys) == 50
+    key, prefix, key_hash = new_api_key()
+    assert key.startswith(f"{KEY_MARK}{prefix}_")
+    assert len(key) > 40
+    assert key_hash == hash_api_key(key)
+    assert looks_like_api_key(key)
+    assert not looks_like_api_key("a normal password")
+    assert not looks_like_api_key("dph_onlyone")
+
+
+def test_a_password_that_looks_like_an_api_key_still_logs_in(db: sessionmaker[Session]) -> None:
+    password = "dph_my_old_password"
+    with transaction(db) as session:
+        create_user(session, username="dee", email="dee@example.org", password=password)
+    with transaction(db) as session:
+        assert authenticate(session, login="dee", secret=password).username == "dee"
+    with transaction(db) as session, pytest.raises(InvalidCredentials):
+        authenticate(session, login="dee", secret="dph_my_wrong_password")
+
+
+def test_password_hashes_are_salted() -> None:
+    first, second = hash_password(ANN_PASSWORD), hash_password(ANN_PASSWORD)
+    assert first != second
+    assert verify_password(first, ANN_PASSWORD)
+    assert verify_password(second, ANN_PASSWORD)
+
+
+@pytest.mark.parametrize("stored", [None, "", "not-a-hash", "$argon2id$broken"])
+def test_verify_password_refuses_missing_or_broken_hashes(stored: str | None) -> None:
+    assert verify_password(stored, ANN_PASSWORD) is False
+
+
+# tokens
+
+
+def test_token_round_trip() -> None:
+    token, expires_at = issue_token(user_id=7, username="ann", secret_key=SECRET_KEY, ttl=3600)
+    claims = read_token(token, secret_key=SECRET_KEY)
+    assert (claims.user_id, claims.username, claims.expires_at) == (7, "ann", expires_at)
+    assert 3590 <= expires_at - datetime.now(UTC).timestamp() <= 3600
+
+
+def test_an_expired_token_is_refused() -> None:
+    token, _ = issue_token(user_id=7, username="ann", secret_key=SECRET_KEY, ttl=-120)
+    with pytest.raises(TokenExpired) as caught:
+        read_token(token, secret_key=SECRET_KEY)
+    assert caught.value.status == 401
+    assert caught.value.code == "token-expired"
+
+
+def test_a_token_within_the_clock_leeway_is_accepted() -> None:
+    token, _ = issue_token(user_id=7, username="ann", secret_key=SECRET_KEY, ttl=-5)
+    assert read_token(token, secret_key=SECRET_KEY).user_id == 7
+
+
+def test_a_token_signed_with_another_secret_is_refused() -> None:
+    token, _ = issue_token(user_id=7, username="ann", secret_key=OTHER_SECRET_KEY, ttl=3600)
+    with pytest.raises(InvalidToken) as caught:
+        read_token(token, secret_key=SECRET_KEY)
+    assert caught.value.code == "invalid-token"
+
+
+def test_a_tampered_token_is_refused() -> None:
+    token, _ = issue_token(user_id=7, username="ann", secret_key=SECRET_KEY, ttl=3600)
+    header, payload, signature = token.split(".")
+    forged_payload = jwt.encode(
+        {
+            "sub": "1",
+            "username": "admin",
+            "iat": 0,
+            "exp": 4102444800,
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "typ": "session",
+        },
+        OTHER_SECRET_KEY,
+        algorithm="HS256",
+    ).split(".")[1]
+    with pytest.raises(InvalidToken):
+        read_token(f"{header}.{forged_payload}.{signature}", secret_key=SECRET_KEY)
+    flipped = ("B" if signature[0] == "A" else "A") + signature[1:]
+    with pytest.raises(InvalidToken):
+        read_token(f"{header}.{payload}.{flipped}", secret_key=SECRET_KEY)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"typ": "refresh"},
+        {"aud": "someone-else"},
+        {"iss": "another-hub"},
+        {"sub": "not-a-number"},
+        {"sub": None},
+        {"username": None},
+    ],
+)
+def test_tokens_with_wrong_claims_are_refused(changes: dict[str, object]) -> None:
+    now = int(datetime.now(UTC).timestamp())
+    claims: dict[str, object] = {
+        "sub": "7",
+        "username": "ann",
+        "iat": now,
+        "exp": now + 600,
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "typ": "session",
+    }
+    claims.update(changes)
+    claims = {k: v for k, v in claims.items() if v is not None}
+    token = jwt.encode(claims, SECRET_KEY, algorithm="HS256")
+    with pytest.raises(InvalidToken):
+        read_token(token, secret_key=SECRET_KEY)
+
+
+def test_an_unsigned_token_is_refused() -> None:
+    now = int(datetime.now(UTC).timestamp())
+    claims = {"sub": "7", "username": "ann", "iat": now, "exp": now + 600}
+    unsigned = jwt.encode(
+        {**claims, "iss": ISSUER, "aud": AUDIENCE, "typ": "session"}, None, algorithm="none"
+    )
+    with pytest.raises(InvalidToken):
+        read_token(unsigned, secret_key=SECRET_KEY)
+
+
+@pytest.mark.parametrize("garbage", ["", "not-a-token", "a.b.c", "Bearer x"])
+def test_garbage_is_not_a_token(garbage: str) -> None:
+    with pytest.raises(InvalidToken):
+        read_token(garbage, secret_key=SECRET_KEY)
+
+
+# permissions
+
+ANN = Principal(1, "ann", "ann@example.org")
+BOB = Principal(2, "bob", "bob@example.org")
+ADMIN = Principal(3, "root", "root@example.org", is_admin=True)
+
+
+def _pkg(findability: str) -> PackageRef:
+    return PackageRef(owner="ann", name="gdp", findability=findability)
+
+
+@pytest.mark.parametrize("findability", ["published", "unlisted"])
+@pytest.mark.parametrize(
+    "who", [None, ANN, BOB, ADMIN], ids=["anonymous", "owner", "other", "admin"]
+)
+def test_everyone_reads_published_and_unlisted_packages(
+    findability: str, who: Principal | None
+) -> None:
+    assert can(who, Action.PACKAGE_READ, _pkg(findability))
+    require(who, Action.PACKAGE_READ, _pkg(findability))
+
+
+@pytest.mark.parametrize("who", [ANN, ADMIN], ids=["owner", "admin"])
+def test_owner_and_admin_read_a_private_package(who: Principal) -> None:
+    assert can(who, Action.PACKAGE_READ, _pkg("private"))
+    require(who, Action.PACKAGE_READ, _pkg("private"))
+
+
+@pytest.mark.parametrize("who", [None, BOB], ids=["anonymous", "other"])
+def test_a_private_package_is_not_found_for_others(who: Principal | None) -> None:
+    assert not can(who, Action.PACKAGE_READ, _pkg("private"))
+    with pytest.raises(PackageNotFound) as caught:
+        require(who, Action.PACKAGE_READ, _pkg("private"))
+    assert caught.value.status == 404
+    assert not isinstance(caught.value, Forbidden)
+
+
+@pytest.mark.parametrize("resource", [PublisherRef("ann"), _pkg("private"), _pkg("published")])
+def test_push_into_own_namespace(resource: PublisherRef | PackageRef) -> None:
+    assert can(ANN, Action.PACKAGE_PUSH, resource)
+    require(ANN, Action.PACKAGE_PUSH, resource)
+    require(ADMIN, Action.PACKAGE_PUSH, resource)
+
+
+@pytest.mark.parametrize("resource", [PublisherRef("ann"), _pkg("published")])
+def test_push_into_anothers_namespace_is_forbidden(resource: PublisherRef | PackageRef) -> None:
+    assert not can(BOB, Action.PACKAGE_PUSH, resource)
+    with pytest.raises(Forbidden) as caught:
+        require(BOB, Action.PACKAGE_PUSH, resource)
+    assert caught.value.status == 403
+    assert caught.value.code == "forbidden"
+    assert "bob" in caught.value.message
+    assert "'ann'" in caught.value.message
+
+
+@pytest.mark.parametrize("resource", [PublisherRef("ann"), _pkg("published")])
+def test_anonymous_push_needs_a_login(resource: PublisherRef | PackageRef) -> None:
+    assert not can(None, Action.PACKAGE_PUSH, resource)
+    with pytest.raises(Unauthenticated) as caught:
+        require(None, Action.PACKAGE_PUSH, resource)
+    assert caught.value.status == 401
+    assert caught.value.code == "unauthenticated"
+
+
+@pytest.mark.parametrize(
+    ("who", "expected"),
+    [
+        (None, ("published",)),
+        (BOB, ("published",)),
+        (ANN, ("published", "unlisted", "private")),
+        (ADMIN, ("published", "unlisted", "private")),
+    ],
+    ids=["anonymous", "other", "owner", "admin"],
+)
+def test_listing_shows_unlisted_and_private_only_to_the_publisher(
+    who: Principal | None, expected: tuple[str, ...]
+) -> None:
+    assert readable_findabilities(who, "ann") == expected
+
+
+def test_permissions_follow_accounts_from_the_metastore(
+    db: sessionmaker[Session], users: dict[str, int]
+) -> None:
+    with transaction(db) as session:
+        ann = principal_of(authenticate(session, login="ann", secret=ANN_PASSWORD))
+        bob = principal_of(authenticate(session, login="bob", secret=BOB_PASSWORD))
+    require(ann, Action.PACKAGE_PUSH, PublisherRef("ann"))
+    with pytest.raises(Forbidden):
+        require(bob, Action.PACKAGE_PUSH, PublisherRef("ann"))

@@ -1,0 +1,166 @@
+"""Metastore schema: Alembic migrations build it, match the models, and timestamps stay in UTC."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy.exc import StatementError
+
+from dphub.metastore.db import (
+    alembic_config,
+    current_revision,
+    make_engine,
+    make_sessionmaker,
+    transaction,
+    upgrade,
+)
+from dphub.metastore.models import Base, Package, User
+
+TABLES = {
+    "users",
+    "api_keys",
+    "packages",
+    "revisions",
+    "revision_files",
+    "upload_sessions",
+    "upload_session_files",
+}
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'metastore.db'}")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def migrated(engine: Engine) -> Engine:
+    upgrade(engine)
+    return engine
+
+
+def test_a_fresh_database_has_no_revision(engine: Engine) -> None:
+    assert current_revision(engine) is None
+    assert inspect(engine).get_table_names() == []
+
+
+def test_upgrade_creates_every_table(migrated: Engine) -> None:
+    assert set(inspect(migrated).get_table_names()) == TABLES | {"alembic_version"}
+    assert set(Base.metadata.tables) == TABLES
+
+
+def test_upgrade_is_idempotent_and_reaches_head(migrated: Engine) -> None:
+    head = ScriptDirectory.from_config(alembic_config(migrated)).get_current_head()
+    assert head == "0001"
+    assert current_revision(migrated) == head
+    upgrade(migrated)
+    assert current_revision(migrated) == "0001"
+    assert set(inspect(migrated).get_table_names()) == TABLES | {"alembic_version"}
+
+
+def test_upgrade_keeps_existing_rows(migrated: Engine) -> None:
+    factory = make_sessionmaker(migrated)
+    with transaction(factory) as session:
+        session.add(User(username="ann", email="ann@example.org"))
+    upgrade(migrated)
+    with factory() as session:
+        assert session.scalars(select(User.username)).all() == ["ann"]
+
+
+def test_the_migrations_match_the_models(migrated: Engine) -> None:
+    with migrated.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = compare_metadata(context, Base.metadata)
+    assert differences == []
+
+
+def test_sqlite_connections_enforce_foreign_keys(migrated: Engine) -> None:
+    with migrated.connect() as connection:
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_transaction_rolls_back_on_error(migrated: Engine) -> None:
+    factory = make_sessionmaker(migrated)
+
+    def add_then_fail() -> None:
+        with transaction(factory) as session:
+            session.add(User(username="bob", email="bob@example.org"))
+            session.flush()
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        add_then_fail()
+    with factory() as session:
+        assert session.scalars(select(User)).all() == []
+
+
+def _package(created: datetime) -> Package:
+    return Package(
+        owner="core", name="gdp", findability="published", created_at=created, modified_at=created
+    )
+
+
+def test_utc_datetime_round_trips_timezone_aware(migrated: Engine) -> None:
+    factory = make_sessionmaker(migrated)
+    paris = timezone(timedelta(hours=2))
+    created = datetime(2024, 5, 17, 14, 30, 15, 123456, tzinfo=paris)
+    with transaction(factory) as session:
+        session.add(_package(created))
+    with factory() as session:
+        package = session.scalars(select(Package)).one()
+    assert package.created_at.tzinfo is not None
+    assert package.created_at.utcoffset() == timedelta(0)
+    assert package.created_at == created
+    assert package.created_at == datetime(2024, 5, 17, 12, 30, 15, 123456, tzinfo=UTC)
+
+
+def test_default_timestamps_are_timezone_aware(migrated: Engine) -> None:
+    factory = make_sessionmaker(migrated)
+    before = datetime.now(UTC)
+    with transaction(factory) as session:
+        session.add(User(username="cy", email="cy@example.org"))
+    with factory() as session:
+        created = session.scalars(select(User.created_at)).one()
+    assert created.tzinfo is not None
+    assert before - timedelta(seconds=1) <= created <= datetime.now(UTC)
+
+
+def test_utc_datetime_refuses_naive_datetimes(migrated: Engine) -> None:
+    factory = make_sessionmaker(migrated)
+
+    def add_naive() -> None:
+        with transaction(factory) as session:
+            session.add(_package(datetime(2024, 5, 17, 14, 30)))
+
+    with pytest.raises(StatementError, match="naive datetime"):
+        add_naive()
+    with factory() as session:
+        assert session.scalars(select(Package)).all() == []
+
+
+def test_downgrade_to_base_and_up_again(migrated: Engine) -> None:
+    command.downgrade(alembic_config(migrated), "base")
+    assert current_revision(migrated) is None
+    assert set(inspect(migrated).get_table_names()) == {"alembic_version"}
+    upgrade(migrated)
+    assert current_revision(migrated) == "0001"
+    assert set(inspect(migrated).get_table_names()) == TABLES | {"alembic_version"}
+
+
+def test_compare_metadata_sees_a_missing_schema(engine: Engine) -> None:
+    # Guards the test above: on an empty database the comparison must report every table.
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = compare_metadata(context, Base.metadata)
+    added = {diff[1].name for diff in differences if diff[0] == "add_table"}
+    assert added == TABLES
