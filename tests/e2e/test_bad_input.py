@@ -335,3 +335,17 @@ def test_expired_forms_are_refused(short_lived_hub: HubServer, tmp_path: Path) -
     assert error_code(answer) == "policy-expired"
     put = httpx.put(entry["put_url"], content=CSV, headers=entry["put_headers"])
     assert error_code(put) == "policy-expired"
+
+
+def test_odd_revision_references_are_404(publisher: Publisher, tmp_path: Path) -> None:
+    folder = write_package(tmp_path / "refs", "refs", files={"data.csv": CSV})
+    cli("push", str(folder), env=publisher.env)
+    api = f"{publisher.hub.url}/api/package/{publisher.username}/refs"
+    raw = f"{publisher.hub.url}/{publisher.username}/refs"
+    for ref in ("99999999999999999999999", "0", "-1", "1.0", "\u0661", "%00", "latest2"):
+        for url in (f"{api}?revision={ref}", f"{api}/revisions/{ref}", f"{raw}/v/{ref}/r/0.csv"):
+            answer = httpx.get(url)
+            assert answer.status_code == 404, url
+            assert error_code(answer) == "revision-not-found", url
+    assert httpx.get(f"{api}/revisions/latest").json()["revision"] == 1
+    assert httpx.get(f"{raw}/v/successful/r/0.csv").content == CSV

@@ -296,3 +296,9 @@ def test_a_new_store_reuses_the_blobs_on_disk(local: LocalBitStore) -> None:
     store_bytes(local, DATA)
     again = LocalBitStore(local.root)
     assert again.size(SHA) == len(DATA)
+
+
+def test_deleting_a_malformed_or_unknown_key_is_a_no_op(bitstore: BitStore) -> None:
+    bitstore.delete("not-a-hash")
+    bitstore.delete("0" * 64)
+    assert bitstore.size("0" * 64) is None

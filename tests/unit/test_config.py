@@ -220,3 +220,19 @@ def test_ensure_data_dir_refuses_a_short_key_file(tmp_path: Path) -> None:
 def test_with_base_url_strips_the_trailing_slash(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path).with_base_url("http://127.0.0.1:8000/")
     assert settings.base_url == "http://127.0.0.1:8000"
+
+
+def test_an_unknown_log_level_is_refused(xdg: Path) -> None:
+    with pytest.raises(ConfigurationError, match="DPHUB_LOG_LEVEL"):
+        load_settings({"DPHUB_LOG_LEVEL": "loud"})
+    assert load_settings({"DPHUB_LOG_LEVEL": "WARNING"}).log_level == "WARNING"
+
+
+def test_hubs_starting_together_agree_on_one_key(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    settings = load_settings({}, data_dir=tmp_path / "shared")
+    with ThreadPoolExecutor(8) as pool:
+        keys = set(pool.map(lambda _: ensure_data_dir(settings).secret_key, range(16)))
+    assert len(keys) == 1
+    assert sorted(p.name for p in (tmp_path / "shared").iterdir()) == ["secret_key"]

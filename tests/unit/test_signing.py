@@ -388,3 +388,18 @@ def test_a_grant_with_bad_base64_checksum_reports_invalid_upload() -> None:
     bad = UploadGrant(key="k", size=1, content_type="text/plain", md5_b64="@@@")
     with pytest.raises(InvalidUpload):
         _ = bad.md5_hex
+
+
+def test_put_headers_are_accepted_as_a_plain_dict_in_any_case(
+    signer: UploadSigner, grant: UploadGrant, expires_at: int
+) -> None:
+    url, headers = signer.put_url(grant, upload_url="http://hub/up", expires_at=expires_at)
+    query = dict(parse_qsl(urlsplit(url).query))
+    for given in (dict(headers), {name.upper(): value for name, value in headers.items()}):
+        checked = signer.check_put(key=grant.key, query=query, headers=given, size=grant.size)
+        assert (checked.key, checked.size, checked.content_type, checked.sha256_b64) == (
+            grant.key,
+            grant.size,
+            grant.content_type,
+            grant.sha256_b64,
+        )
