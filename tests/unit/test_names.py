@@ -77,7 +77,7 @@ def test_non_strings_are_not_names(value: object) -> None:
 def test_names_may_not_end_with_a_dot(name: str) -> None:
     # A trailing dot is dropped by some file systems and URL normalisers.
     assert not is_valid_name(name)
-    with pytest.raises(InvalidName, match="not ending with '.'"):
+    with pytest.raises(InvalidName, match=r"not ending with '\.'"):
         check_name(name)
 
 
