@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 import dphub
 from dphub.api import errors
-from dphub.api.routes import auth, files, packages, publish
+from dphub.api.routes import auth, files, packages, publish, root
 from dphub.config import Settings
 from dphub.hub import Hub, open_hub
 
@@ -37,6 +37,7 @@ def create_app(settings: Settings, *, hub: Hub | None = None) -> FastAPI:
         openapi_url="/openapi.json",
     )
     errors.install(app)
+    app.include_router(root.router)
     app.include_router(auth.router)
     app.include_router(publish.router)
     app.include_router(packages.router)
