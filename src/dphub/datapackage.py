@@ -239,13 +239,11 @@ def check_descriptor(descriptor: object) -> None:
     )
 
 
-def local_paths(descriptor: dict[str, Any]) -> list[tuple[str, str]]:
-    """``(pointer, path)`` of every local file the resources name, in descriptor order.
-
-    Covers a resource's ``path`` (a string or a list of strings) and a ``schema`` or ``dialect``
-    given as the path of a JSON file; URLs and inline ``data`` name no local file. Paths are
-    returned as written: run :func:`descriptor_problems` first to know they are safe.
-    """
+def resource_paths(
+    descriptor: dict[str, Any], *, keys: tuple[str, ...] = ()
+) -> list[tuple[str, str]]:
+    """``(pointer, path)`` of every ``path`` of the resources (a string or a list of strings), and
+    of the string values of ``keys`` (e.g. ``schema``), in descriptor order, URLs included."""
     found: list[tuple[str, str]] = []
     resources = descriptor.get("resources")
     if not isinstance(resources, list):
@@ -262,10 +260,21 @@ def local_paths(descriptor: dict[str, Any]) -> list[tuple[str, str]]:
                 for i, item in enumerate(path)
                 if isinstance(item, str)
             )
-        for key in ("schema", "dialect"):
+        for key in keys:
             value = resource.get(key)
             if isinstance(value, str):
                 found.append((pointer(["resources", index, key]), value))
+    return found
+
+
+def local_paths(descriptor: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(pointer, path)`` of every local file the resources name, in descriptor order.
+
+    Covers a resource's ``path`` (a string or a list of strings) and a ``schema`` or ``dialect``
+    given as the path of a JSON file; URLs and inline ``data`` name no local file. Paths are
+    returned as written: run :func:`descriptor_problems` first to know they are safe.
+    """
+    found = resource_paths(descriptor, keys=("schema", "dialect"))
     return [(where, path) for where, path in found if not is_remote(path)]
 
 

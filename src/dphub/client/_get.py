@@ -23,7 +23,7 @@ from dphub.client._hashing import CHUNK_SIZE
 from dphub.client._http import absolute, raise_for_status
 from dphub.client._progress import Reporter
 from dphub.client._transfer import run_parallel, with_retries
-from dphub.datapackage import DESCRIPTOR_FILE, local_paths, pointer
+from dphub.datapackage import DESCRIPTOR_FILE, local_paths, resource_paths
 from dphub.errors import ChecksumMismatch, DphubError, InvalidPath
 from dphub.names import check_path
 
@@ -58,27 +58,12 @@ def remote_files(show: dict[str, Any], served: dict[str, Any] | None = None) -> 
                 )
             )
     elif served is not None:
-        urls = dict(_served_paths(served))
+        urls = dict(resource_paths(served))
         for where, path in local_paths(show.get("descriptor") or {}):
             url = urls.get(where)
             if url is not None:
                 found.append(RemoteFile(check_path(path), url, None, None))
     return [f for f in found if f.path != DESCRIPTOR_FILE]
-
-
-def _served_paths(descriptor: dict[str, Any]) -> list[tuple[str, str]]:
-    found: list[tuple[str, str]] = []
-    for index, resource in enumerate(descriptor.get("resources") or []):
-        path = resource.get("path") if isinstance(resource, dict) else None
-        if isinstance(path, str):
-            found.append((pointer(["resources", index, "path"]), path))
-        elif isinstance(path, list):
-            found.extend(
-                (pointer(["resources", index, "path", i]), item)
-                for i, item in enumerate(path)
-                if isinstance(item, str)
-            )
-    return found
 
 
 def download_files(

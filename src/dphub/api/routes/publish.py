@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -80,6 +81,17 @@ async def finalize(request: Request, hub: HubDep, principal: CurrentPrincipal) -
     )
 
 
+async def _pump(request: Request, sink: Callable[[bytes], None]) -> None:
+    """Hand the body to a blocking ``sink`` in batches, each in a worker thread."""
+    batch = bytearray()
+    async for chunk in request.stream():
+        batch += chunk
+        if len(batch) >= BATCH:
+            await run_in_threadpool(sink, bytes(batch))
+            batch.clear()
+    await run_in_threadpool(sink, bytes(batch))
+
+
 def _check_key(hub: Hub, key: str) -> None:
     with hub.sessions() as db:
         uploads.open_session_file(db, key)
@@ -103,13 +115,7 @@ async def upload_form(request: Request, hub: HubDep) -> Response:
         check_key=lambda key: _check_key(hub, key),
     )
     try:
-        batch = bytearray()
-        async for chunk in request.stream():
-            batch += chunk
-            if len(batch) >= BATCH:
-                await run_in_threadpool(receiver.feed, bytes(batch))
-                batch.clear()
-        await run_in_threadpool(receiver.feed, bytes(batch))
+        await _pump(request, receiver.feed)
         grant, info = await run_in_threadpool(receiver.finish)
     finally:
         receiver.abort()
@@ -134,13 +140,7 @@ async def upload_put(key: str, request: Request, hub: HubDep) -> Response:
     await run_in_threadpool(_check_key, hub, key)
     writer: BlobWriter = await run_in_threadpool(hub.bitstore.writer, expected_size=grant.size)
     try:
-        batch = bytearray()
-        async for chunk in request.stream():
-            batch += chunk
-            if len(batch) >= BATCH:
-                await run_in_threadpool(writer.write, bytes(batch))
-                batch.clear()
-        await run_in_threadpool(writer.write, bytes(batch))
+        await _pump(request, writer.write)
         info = await run_in_threadpool(writer.commit, sha256=grant.sha256_hex)
     finally:
         writer.abort()
