@@ -39,8 +39,13 @@ def serve(
 
     settings = load_settings(data_dir=data_dir, base_url=base_url)
     if not settings.base_url:
-        shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
-        settings = settings.with_base_url(f"http://{shown_host}:{port}")
+        wildcard = host in ("0.0.0.0", "::", "")  # noqa: S104
+        settings = settings.with_base_url(f"http://{'127.0.0.1' if wildcard else host}:{port}")
+        if wildcard:
+            out.print(
+                "[yellow]Listening on all addresses, but links and upload URLs will name"
+                f" {settings.base_url}: set --base-url (or DPHUB_BASE_URL) to the URL clients use.[/]"
+            )
     hub = open_hub(settings)
     if demo:
         _demo_publisher(hub, settings.base_url)
