@@ -37,7 +37,7 @@ def leftovers(store: BitStore) -> list[str]:
 
 
 def store_bytes(store: BitStore, data: bytes, *, chunk: int = 7) -> BlobInfo:
-    writer = store.writer(expected_size=len(data))
+    writer = store.writer(expected_size=len(data), md5=True)
     for i in range(0, len(data), chunk):
         writer.write(data[i : i + chunk])
     return writer.commit()
@@ -48,7 +48,7 @@ def read_all(store: BitStore, sha256: str, *, start: int = 0, end: int | None = 
 
 
 def test_write_and_commit_report_the_hashes_and_size(bitstore: BitStore) -> None:
-    writer = bitstore.writer(expected_size=len(DATA))
+    writer = bitstore.writer(expected_size=len(DATA), md5=True)
     writer.write(DATA[:10])
     assert writer.size == 10
     writer.write(DATA[10:])
@@ -66,7 +66,7 @@ def test_commit_without_expected_checksums_still_hashes(bitstore: BitStore) -> N
 
 
 def test_an_empty_blob(bitstore: BitStore) -> None:
-    writer = bitstore.writer(expected_size=0)
+    writer = bitstore.writer(expected_size=0, md5=True)
     info = writer.commit(md5=EMPTY_MD5, sha256=EMPTY_SHA)
     assert info == BlobInfo(sha256=EMPTY_SHA, md5=EMPTY_MD5, size=0)
     assert bitstore.size(EMPTY_SHA) == 0
@@ -74,7 +74,7 @@ def test_an_empty_blob(bitstore: BitStore) -> None:
 
 
 def test_an_empty_write_changes_nothing(bitstore: BitStore) -> None:
-    writer = bitstore.writer(expected_size=len(DATA))
+    writer = bitstore.writer(expected_size=len(DATA), md5=True)
     writer.write(b"")
     writer.write(DATA)
     writer.write(b"")
@@ -114,7 +114,7 @@ def test_read_of_an_unknown_blob_is_not_found(bitstore: BitStore) -> None:
 
 
 def test_writing_more_than_expected_fails_at_once_and_leaves_nothing(bitstore: BitStore) -> None:
-    writer = bitstore.writer(expected_size=len(DATA) - 1)
+    writer = bitstore.writer(expected_size=len(DATA) - 1, md5=True)
     writer.write(DATA[:5])
     with pytest.raises(SizeMismatch) as caught:
         writer.write(DATA[5:])
@@ -138,7 +138,7 @@ def test_writing_more_than_expected_fails_at_once_and_leaves_nothing(bitstore: B
 def test_commit_with_a_wrong_checksum_leaves_nothing(
     bitstore: BitStore, kwargs: dict[str, str]
 ) -> None:
-    writer = bitstore.writer(expected_size=len(DATA))
+    writer = bitstore.writer(expected_size=len(DATA), md5=True)
     writer.write(DATA)
     with pytest.raises(ChecksumMismatch):
         writer.commit(**kwargs)
@@ -148,7 +148,7 @@ def test_commit_with_a_wrong_checksum_leaves_nothing(
 
 
 def test_commit_of_a_short_upload_is_a_size_mismatch(bitstore: BitStore) -> None:
-    writer = bitstore.writer(expected_size=len(DATA) + 1)
+    writer = bitstore.writer(expected_size=len(DATA) + 1, md5=True)
     writer.write(DATA)
     with pytest.raises(SizeMismatch) as caught:
         writer.commit(sha256=SHA)
@@ -158,7 +158,7 @@ def test_commit_of_a_short_upload_is_a_size_mismatch(bitstore: BitStore) -> None
 
 
 def test_a_blob_is_invisible_until_commit(bitstore: BitStore) -> None:
-    writer = bitstore.writer(expected_size=len(DATA))
+    writer = bitstore.writer(expected_size=len(DATA), md5=True)
     writer.write(DATA)
     assert bitstore.size(SHA) is None
     assert bitstore.local_path(SHA) is None
@@ -169,7 +169,7 @@ def test_a_blob_is_invisible_until_commit(bitstore: BitStore) -> None:
 
 
 def test_abort_discards_and_is_safe_twice(bitstore: BitStore) -> None:
-    writer = bitstore.writer(expected_size=len(DATA))
+    writer = bitstore.writer(expected_size=len(DATA), md5=True)
     writer.write(DATA)
     assert len(leftovers(bitstore)) == 1
     writer.abort()
@@ -179,7 +179,7 @@ def test_abort_discards_and_is_safe_twice(bitstore: BitStore) -> None:
 
 
 def test_abort_after_commit_keeps_the_blob(bitstore: BitStore) -> None:
-    writer = bitstore.writer(expected_size=len(DATA))
+    writer = bitstore.writer(expected_size=len(DATA), md5=True)
     writer.write(DATA)
     writer.commit()
     writer.abort()
@@ -192,7 +192,7 @@ def test_two_writers_of_the_same_bytes_end_with_one_blob(bitstore: BitStore) -> 
     failures: list[BaseException] = []
 
     def upload() -> None:
-        writer = bitstore.writer(expected_size=len(DATA))
+        writer = bitstore.writer(expected_size=len(DATA), md5=True)
         try:
             writer.write(DATA[:10])
             barrier.wait(timeout=10)  # both hold a half-written blob before either commits
@@ -217,8 +217,8 @@ def test_two_writers_of_the_same_bytes_end_with_one_blob(bitstore: BitStore) -> 
 
 def test_interleaved_writers_of_different_bytes_stay_apart(bitstore: BitStore) -> None:
     other = b"a completely different file\n"
-    first = bitstore.writer(expected_size=len(DATA))
-    second = bitstore.writer(expected_size=len(other))
+    first = bitstore.writer(expected_size=len(DATA), md5=True)
+    second = bitstore.writer(expected_size=len(other), md5=True)
     first.write(DATA[:3])
     second.write(other[:3])
     first.write(DATA[3:])
@@ -302,3 +302,15 @@ def test_deleting_a_malformed_or_unknown_key_is_a_no_op(bitstore: BitStore) -> N
     bitstore.delete("not-a-hash")
     bitstore.delete("0" * 64)
     assert bitstore.size("0" * 64) is None
+
+
+def test_md5_is_only_computed_when_asked(bitstore: BitStore) -> None:
+    writer = bitstore.writer(expected_size=len(DATA))
+    writer.write(DATA)
+    info = writer.commit(sha256=hashlib.sha256(DATA).hexdigest())
+    assert info.md5 is None
+    assert info.sha256 == hashlib.sha256(DATA).hexdigest()
+    checking = bitstore.writer(expected_size=len(DATA))
+    checking.write(DATA)
+    with pytest.raises(ValueError, match="md5=True"):
+        checking.commit(md5="0" * 32)

@@ -3,7 +3,6 @@ request. Nothing here needs a hub: a client pointed at a closed port proves no r
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 import http.server
@@ -65,11 +64,8 @@ def age(path: Path, ns: int = DAY_AGO_NS) -> None:
     os.utime(path, ns=(when, when))
 
 
-def expected(data: bytes) -> tuple[str, str]:
-    return (
-        hashlib.sha256(data).hexdigest(),
-        base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode(),
-    )
+def expected(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 # Hashing
@@ -82,7 +78,7 @@ def test_hash_file_matches_hashlib(tmp_path: Path, size: int) -> None:
     path.write_bytes(data)
     seen: list[int] = []
     hashes = hash_file(path, on_bytes=seen.append)
-    assert (hashes.sha256, hashes.md5) == expected(data)
+    assert hashes.sha256 == expected(data)
     assert hashes.size == size == sum(seen)
     assert all(n <= 1024 * 1024 for n in seen)
 
@@ -113,7 +109,7 @@ def test_hash_cache_notices_a_changed_mtime(tmp_path: Path) -> None:
     path.write_bytes(b"two")
     age(path, DAY_AGO_NS // 2)
     again = HashCache()
-    assert again.hash(path).sha256 == expected(b"two")[0]
+    assert again.hash(path).sha256 == expected(b"two")
     assert (again.hits, again.misses) == (0, 1)
 
 
@@ -128,7 +124,7 @@ def test_hash_cache_notices_a_changed_size_with_the_same_mtime(tmp_path: Path) -
     path.write_bytes(b"much longer")
     os.utime(path, ns=(mtime, mtime))
     again = HashCache()
-    assert again.hash(path).sha256 == expected(b"much longer")[0]
+    assert again.hash(path).sha256 == expected(b"much longer")
     assert again.misses == 1
 
 
@@ -146,7 +142,7 @@ def test_a_damaged_cache_is_ignored(tmp_path: Path) -> None:
     (tmp_path / "cache" / "hashes.json").write_text("{not json")
     path = tmp_path / "x"
     path.write_bytes(b"x")
-    assert HashCache().hash(path).sha256 == expected(b"x")[0]
+    assert HashCache().hash(path).sha256 == expected(b"x")
 
 
 # Config
@@ -338,8 +334,8 @@ def test_downloads_are_verified_before_they_land(
     (dest / "data").mkdir(parents=True)
     (dest / "data" / "bad.csv").write_bytes(b"previous")
     files = [
-        RemoteFile("data/good.csv", f"{base}/good.csv", len(good), expected(good)[0]),
-        RemoteFile("data/bad.csv", f"{base}/bad.csv", len(bad), expected(b"original")[0]),
+        RemoteFile("data/good.csv", f"{base}/good.csv", len(good), expected(good)),
+        RemoteFile("data/bad.csv", f"{base}/bad.csv", len(bad), expected(b"original")),
     ]
     with httpx.Client() as http_client, pytest.raises(ChecksumMismatch):
         download_files(

@@ -105,7 +105,9 @@ class FormUpload:
             return
         self.grant = self._signer.check_post_form(self.fields)
         self._check_key(self.grant.key)
-        self._writer = self._bitstore.writer(expected_size=self.grant.size)
+        self._writer = self._bitstore.writer(
+            expected_size=self.grant.size, md5=self.grant.md5_b64 is not None
+        )
         self._in_file = True
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:

@@ -16,7 +16,8 @@ from typing import Protocol
 @dataclass(frozen=True)
 class BlobInfo:
     sha256: str
-    md5: str
+    md5: str | None
+    """Hex MD5, when the writer was asked to compute it (to check a Content-MD5)."""
     size: int
 
 
@@ -35,7 +36,8 @@ class BlobWriter(Protocol):
 
 
 class BitStore(Protocol):
-    def writer(self, *, expected_size: int) -> BlobWriter: ...
+    def writer(self, *, expected_size: int, md5: bool = False) -> BlobWriter:
+        """A writer for one blob; ``md5`` also computes the MD5 (only a Content-MD5 needs it)."""
 
     def size(self, sha256: str) -> int | None:
         """The size of the blob, or ``None`` when the store does not hold it."""

@@ -24,13 +24,13 @@ def blob_relpath(sha256: str) -> str:
 
 
 class LocalBlobWriter:
-    def __init__(self, store: LocalBitStore, expected_size: int) -> None:
+    def __init__(self, store: LocalBitStore, expected_size: int, md5: bool) -> None:
         self._store = store
         self._expected = expected_size
         self._tmp = store.root / "tmp" / f"{secrets.token_hex(16)}.part"
         self._file: BinaryIO | None = open(self._tmp, "xb")  # noqa: SIM115 - closed by commit/abort
         self._sha256 = hashlib.sha256()
-        self._md5 = hashlib.md5(usedforsecurity=False)
+        self._md5 = hashlib.md5(usedforsecurity=False) if md5 else None
         self._size = 0
 
     @property
@@ -47,12 +47,14 @@ class LocalBlobWriter:
                 expected=self._expected,
             )
         self._sha256.update(data)
-        self._md5.update(data)
+        if self._md5 is not None:
+            self._md5.update(data)
         self._file.write(data)
 
     def commit(self, *, md5: str | None = None, sha256: str | None = None) -> BlobInfo:
         assert self._file is not None, "commit after commit or abort"
-        info = BlobInfo(self._sha256.hexdigest(), self._md5.hexdigest(), self._size)
+        digest = self._md5.hexdigest() if self._md5 is not None else None
+        info = BlobInfo(self._sha256.hexdigest(), digest, self._size)
         try:
             if info.size != self._expected:
                 raise SizeMismatch(
@@ -60,6 +62,8 @@ class LocalBlobWriter:
                     expected=self._expected,
                     received=info.size,
                 )
+            if md5 is not None and info.md5 is None:
+                raise ValueError("an MD5 check needs a writer made with md5=True")
             if md5 is not None and md5 != info.md5:
                 raise ChecksumMismatch("The uploaded bytes do not match the authorized MD5.")
             if sha256 is not None and sha256 != info.sha256:
@@ -89,8 +93,8 @@ class LocalBitStore:
         (root / "tmp").mkdir(parents=True, exist_ok=True)
         (root / "sha256").mkdir(parents=True, exist_ok=True)
 
-    def writer(self, *, expected_size: int) -> LocalBlobWriter:
-        return LocalBlobWriter(self, expected_size)
+    def writer(self, *, expected_size: int, md5: bool = False) -> LocalBlobWriter:
+        return LocalBlobWriter(self, expected_size, md5)
 
     def size(self, sha256: str) -> int | None:
         try:

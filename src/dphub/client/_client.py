@@ -163,7 +163,9 @@ class Client:
         if not self.token:
             raise Unauthenticated(f"You are not logged in to {self.server}.")
         report = Reporter(progress)
-        hashed = hash_files(package, cache=hash_cache or HashCache(), report=report)
+        hashed = hash_files(
+            package, cache=hash_cache or HashCache(), report=report, workers=workers
+        )
         owner = owner or self.username or self._logged_in_name()
         answers = authorize(
             self._http, owner=owner, name=name, findability=findability, files=hashed

@@ -1,4 +1,7 @@
-"""Hashing files once: SHA-256 and MD5 in one streaming pass, remembered across runs.
+"""Hashing files once: SHA-256 in one streaming pass, remembered across runs.
+
+SHA-256 is the identity of bytes on the hub and what its uploads are checked against; MD5 is left to
+the older clients that still send it.
 
 The cache works like git's index: an entry is trusted while the file's size, mtime (in ns) and
 inode are unchanged, so a re-push of an unchanged package reads no data. A file modified within
@@ -8,7 +11,6 @@ recent ("racily clean", in git's words) are not stored.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import json
@@ -23,7 +25,7 @@ from typing import Any, BinaryIO
 from dphub.client._config import cache_dir, write_private
 
 CHUNK_SIZE = 1024 * 1024
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 RACY_WINDOW_NS = 2_000_000_000
 
 
@@ -32,8 +34,6 @@ class FileHashes:
     size: int
     sha256: str
     """Hex digest: the identity of the bytes on the hub."""
-    md5: str
-    """Base64 digest, as Content-MD5 and the original DataHub clients carry it."""
 
 
 def read_chunks(file: BinaryIO, size: int = CHUNK_SIZE) -> Iterator[bytes]:
@@ -43,18 +43,14 @@ def read_chunks(file: BinaryIO, size: int = CHUNK_SIZE) -> Iterator[bytes]:
 
 def hash_file(path: Path, *, on_bytes: Callable[[int], None] | None = None) -> FileHashes:
     sha256 = hashlib.sha256()
-    md5 = hashlib.md5(usedforsecurity=False)
     size = 0
     with path.open("rb") as file:
         for chunk in read_chunks(file):
             sha256.update(chunk)
-            md5.update(chunk)
             size += len(chunk)
             if on_bytes is not None:
                 on_bytes(len(chunk))
-    return FileHashes(
-        size=size, sha256=sha256.hexdigest(), md5=base64.b64encode(md5.digest()).decode()
-    )
+    return FileHashes(size=size, sha256=sha256.hexdigest())
 
 
 def _signature(stat: os.stat_result) -> dict[str, int]:
@@ -91,7 +87,7 @@ class HashCache:
         if not isinstance(entry, dict) or entry.get("stat") != _signature(stat):
             return None
         try:
-            return FileHashes(size=stat.st_size, sha256=entry["sha256"], md5=entry["md5"])
+            return FileHashes(size=stat.st_size, sha256=entry["sha256"])
         except KeyError:
             return None
 
@@ -113,7 +109,6 @@ class HashCache:
                 self._entries[str(path.absolute())] = {
                     "stat": _signature(after),
                     "sha256": hashes.sha256,
-                    "md5": hashes.md5,
                 }
                 self._dirty = True
         return hashes

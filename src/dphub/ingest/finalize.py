@@ -265,7 +265,6 @@ def _write(
         db.flush()
         for f in plan.files:
             assert f.received_sha256 is not None
-            assert f.received_md5 is not None
             db.add(
                 RevisionFile(
                     revision_id=revision.id,

@@ -101,7 +101,11 @@ def blob_readable_by(session: Session, sha256: str, principal: Principal) -> boo
 
 def known_md5(session: Session, sha256: str) -> str | None:
     """The MD5 the hub recorded for these bytes, if it has seen them."""
-    md5 = session.scalar(select(RevisionFile.md5).where(RevisionFile.sha256 == sha256).limit(1))
+    md5 = session.scalar(
+        select(RevisionFile.md5)
+        .where(RevisionFile.sha256 == sha256, RevisionFile.md5.is_not(None))
+        .limit(1)
+    )
     if md5 is None:
         md5 = session.scalar(
             select(UploadSessionFile.received_md5)

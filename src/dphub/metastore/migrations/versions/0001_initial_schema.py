@@ -126,7 +126,7 @@ def upgrade() -> None:
         sa.Column("revision_id", sa.Integer(), nullable=False),
         sa.Column("path", sa.String(length=1024), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),
-        sa.Column("md5", sa.String(length=32), nullable=False),
+        sa.Column("md5", sa.String(length=32), nullable=True),
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("media_type", sa.String(length=255), nullable=False),
         sa.ForeignKeyConstraint(
