@@ -24,3 +24,29 @@ ensure_venv() {
   [ -n "$extra" ] && target=".[$extra]"
   .venv/bin/python -m pip install -q --disable-pip-version-check -e "$target"
 }
+
+# The test suite starts its own throwaway PostgreSQL cluster (tests/services.py), which needs the
+# server binaries (initdb, pg_ctl, postgres). Install Debian's package when none is found, unless
+# DPHUB_TEST_DATABASE_URL names a server to use instead.
+ensure_postgres() {
+  if [ -n "${DPHUB_TEST_DATABASE_URL:-}" ]; then
+    return 0
+  fi
+  if [ -n "${DPHUB_TEST_PG_BINDIR:-}" ] && [ -x "$DPHUB_TEST_PG_BINDIR/initdb" ]; then
+    return 0
+  fi
+  if command -v initdb >/dev/null || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+    return 0
+  fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "Installing the PostgreSQL server for the tests (apt-get install postgresql)..." >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  else
+    echo "The tests need PostgreSQL's server binaries (initdb) and none were found." >&2
+    echo "Install them (Debian/Ubuntu: sudo apt-get install postgresql), point" >&2
+    echo "DPHUB_TEST_PG_BINDIR at their directory, or set DPHUB_TEST_DATABASE_URL to a server" >&2
+    echo "(postgresql+psycopg://user:password@host:port/db, a role that may CREATE DATABASE)." >&2
+    exit 1
+  fi
+}

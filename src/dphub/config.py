@@ -51,6 +51,18 @@ class Settings:
         "",
         "Public URL of the hub, used in links and signed upload URLs; default: the bind address.",
     )
+    storage_url: str = _setting(
+        "",
+        "Where blobs live: s3://BUCKET[/PREFIX] for an S3-compatible store; default: the data dir.",
+    )
+    s3_endpoint_url: str = _setting(
+        "", "Endpoint of an S3-compatible store (SeaweedFS, MinIO, Ceph); default: AWS S3."
+    )
+    s3_addressing_style: str = _setting(
+        "", "'path' or 'virtual' bucket addressing; default: path with an endpoint, else virtual."
+    )
+    s3_region: str = _setting("us-east-1", "Region of the S3 bucket (used in signatures).")
+    download_ttl: int = _setting(300, "Lifetime of a presigned download URL, in seconds.")
     secret_key: str = _setting(
         "", "Key that signs tokens and upload forms; default: generated once into the data dir."
     )
@@ -129,7 +141,12 @@ def _check(settings: Settings) -> None:
         )
     if settings.log_level.lower() not in LOG_LEVELS:
         raise ConfigurationError("DPHUB_LOG_LEVEL must be one of " + ", ".join(LOG_LEVELS) + ".")
+    if settings.storage_url and not settings.storage_url.startswith("s3://"):
+        raise ConfigurationError("DPHUB_STORAGE_URL must look like s3://BUCKET[/PREFIX].")
+    if settings.s3_addressing_style not in ("", "path", "virtual"):
+        raise ConfigurationError("DPHUB_S3_ADDRESSING_STYLE must be 'path' or 'virtual'.")
     for name in (
+        "download_ttl",
         "token_ttl",
         "upload_ttl",
         "session_ttl",

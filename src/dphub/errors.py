@@ -158,6 +158,11 @@ class UploadIncomplete(Conflict):
     default_message = "Some files of the upload session have not been uploaded yet."
 
 
+class UploadMismatch(Conflict):
+    code = "upload-mismatch"
+    default_message = "A stored upload does not match the size or checksum that was authorized."
+
+
 class AlreadyExists(Conflict):
     code = "already-exists"
     default_message = "This already exists."

@@ -33,10 +33,11 @@ def open_hub(settings: Settings, *, migrate: bool = True) -> Hub:
     engine = make_engine(settings.resolved_database_url)
     if migrate:
         upgrade(engine)
+    signer = UploadSigner(settings.secret_key)
     return Hub(
         settings=settings,
         engine=engine,
         sessions=make_sessionmaker(engine),
-        bitstore=open_bitstore(settings),
-        signer=UploadSigner(settings.secret_key),
+        bitstore=open_bitstore(settings, signer),
+        signer=signer,
     )

@@ -14,6 +14,7 @@ import pytest
 
 from dphub.bitstore.interfaces import BitStore, BlobInfo
 from dphub.bitstore.local import LocalBitStore, blob_relpath
+from dphub.bitstore.signing import UploadSigner
 from dphub.errors import ChecksumMismatch, NotFound, SizeMismatch
 
 DATA = b"year,value\n2020,1.5\n2021,2.25\n2022,3.125\n"
@@ -23,10 +24,14 @@ EMPTY_SHA = hashlib.sha256(b"").hexdigest()
 EMPTY_MD5 = hashlib.md5(b"", usedforsecurity=False).hexdigest()
 
 
+def local_store(root: Path) -> LocalBitStore:
+    return LocalBitStore(root, signer=UploadSigner("k" * 40), base_url="http://hub.test")
+
+
 @pytest.fixture(params=["local"])
 def bitstore(request: pytest.FixtureRequest, tmp_path: Path) -> BitStore:
     if request.param == "local":
-        return LocalBitStore(tmp_path / "blobs")
+        return local_store(tmp_path / "blobs")
     raise NotImplementedError(request.param)
 
 
@@ -276,7 +281,7 @@ def test_local_path_of_an_unknown_blob_is_none(bitstore: BitStore) -> None:
 
 @pytest.fixture
 def local(tmp_path: Path) -> LocalBitStore:
-    return LocalBitStore(tmp_path / "blobs")
+    return local_store(tmp_path / "blobs")
 
 
 def test_local_blobs_live_under_their_sha256(local: LocalBitStore) -> None:
@@ -294,7 +299,7 @@ def test_blob_relpath_refuses_what_is_not_a_sha256() -> None:
 
 def test_a_new_store_reuses_the_blobs_on_disk(local: LocalBitStore) -> None:
     store_bytes(local, DATA)
-    again = LocalBitStore(local.root)
+    again = local_store(local.root)
     assert again.size(SHA) == len(DATA)
 
 

@@ -6,7 +6,7 @@ import re
 from urllib.parse import quote
 
 from fastapi import Request
-from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
 from dphub.bitstore import BitStore
 from dphub.errors import RangeNotSatisfiable, ResourceNotFound
@@ -48,6 +48,7 @@ def serve_blob(
     media_type: str,
     filename: str,
     cache_control: str,
+    redirect_ttl: int,
 ) -> Response:
     etag = f'"{sha256}"'
     headers = {
@@ -59,6 +60,14 @@ def serve_blob(
     }
     if _etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
+    redirect = bitstore.download_url(
+        sha256, filename=filename, media_type=media_type, ttl=redirect_ttl
+    )
+    if redirect is not None:
+        # The store serves the bytes (with Range) itself; the signed URL must not be cached.
+        return RedirectResponse(
+            redirect, status_code=302, headers={"ETag": etag, "Cache-Control": "no-store"}
+        )
     path = bitstore.local_path(sha256)
     if path is not None:
         if size == 0:

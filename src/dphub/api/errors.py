@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from botocore import exceptions as bc_exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
 
 from dphub.api.responses import JSON
@@ -16,6 +18,7 @@ from dphub.errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    ServiceUnavailable,
     UnsupportedMediaType,
 )
 
@@ -70,6 +73,25 @@ async def _http_error(_request: Request, exc: Exception) -> JSON:
     return response
 
 
+async def _metastore_down(request: Request, exc: Exception) -> JSON:
+    log.warning("metastore unavailable on %s %s: %s", request.method, request.url.path, exc)
+    unavailable = ServiceUnavailable(
+        "The hub's database cannot be reached right now; nothing was changed. Try again shortly.",
+        component="metastore",
+    )
+    return error_response(unavailable, headers={"Retry-After": "5"})
+
+
+async def _bitstore_down(request: Request, exc: Exception) -> JSON:
+    log.warning("bitstore unavailable on %s %s: %s", request.method, request.url.path, exc)
+    unavailable = ServiceUnavailable(
+        "The hub's object storage cannot be reached right now; nothing was changed."
+        " Try again shortly.",
+        component="bitstore",
+    )
+    return error_response(unavailable, headers={"Retry-After": "5"})
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSON:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(DphubError())
@@ -79,4 +101,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DphubError, _dphub_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    for failure in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError):
+        app.add_exception_handler(failure, _metastore_down)
+    for failure in (bc_exc.EndpointConnectionError, bc_exc.ConnectionClosedError):
+        app.add_exception_handler(failure, _bitstore_down)
     app.add_exception_handler(Exception, _unexpected)

@@ -8,9 +8,11 @@ The bitstore knows nothing of packages: the metastore maps package files to blob
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+from dphub.bitstore.signing import UploadGrant
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,17 @@ class BlobInfo:
     md5: str | None
     """Hex MD5, when the writer was asked to compute it (to check a Content-MD5)."""
     size: int
+
+
+@dataclass(frozen=True)
+class UploadTarget:
+    """Where and how a client sends one authorized file: a presigned POST form, and a presigned PUT
+    when the SHA-256 is known."""
+
+    upload_url: str
+    upload_query: dict[str, str]
+    put_url: str | None = None
+    put_headers: dict[str, str] = field(default_factory=dict)
 
 
 class BlobWriter(Protocol):
@@ -49,3 +62,19 @@ class BitStore(Protocol):
         """A file path to serve the blob from, when the backend keeps blobs on local disk."""
 
     def delete(self, sha256: str) -> None: ...
+
+    def upload_target(self, grant: UploadGrant, *, expires_at: int) -> UploadTarget:
+        """Sign an upload of exactly the grant's bytes, straight to this store."""
+
+    def confirm(self, grant: UploadGrant) -> BlobInfo | None:
+        """The blob a client uploaded for ``grant`` if it arrived whole, else ``None``.
+
+        Stores the hub writes through itself record arrivals as they happen; stores clients upload
+        to directly are asked here, at finalize, without reading the data back.
+        """
+
+    def session_key(self, url: str) -> str | None:
+        """The session key in the URL a client finalizes with (``upload_url + "/" + key``)."""
+
+    def download_url(self, sha256: str, *, filename: str, media_type: str, ttl: int) -> str | None:
+        """A short-lived URL the client may fetch the blob from, or ``None`` to have the hub serve it."""

@@ -1,4 +1,8 @@
-"""Bitstore on local disk: ``<root>/sha256/ab/cd/<hex>``, written through ``<root>/tmp``."""
+"""Bitstore on local disk: ``<root>/sha256/ab/cd/<hex>``, written through ``<root>/tmp``.
+
+Clients upload through the hub's own endpoint (``/api/bitstore/upload``), which speaks the presigned
+POST form protocol of S3 and a presigned PUT, and writes here as the bytes arrive.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from dphub.bitstore.interfaces import BlobInfo
+from dphub.bitstore.interfaces import BlobInfo, UploadTarget
+from dphub.bitstore.signing import UploadGrant, UploadSigner
 from dphub.errors import ChecksumMismatch, NotFound, SizeMismatch
 
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1024 * 1024
+UPLOAD_PATH = "/api/bitstore/upload"
 
 
 def blob_relpath(sha256: str) -> str:
@@ -88,8 +94,10 @@ class LocalBlobWriter:
 
 
 class LocalBitStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, signer: UploadSigner, base_url: str) -> None:
         self.root = root
+        self.signer = signer
+        self.upload_url = base_url + UPLOAD_PATH
         (root / "tmp").mkdir(parents=True, exist_ok=True)
         (root / "sha256").mkdir(parents=True, exist_ok=True)
 
@@ -123,6 +131,28 @@ class LocalBitStore:
         except ValueError:
             return None
         return path if path.is_file() else None
+
+    def upload_target(self, grant: UploadGrant, *, expires_at: int) -> UploadTarget:
+        form = self.signer.post_form(grant, expires_at=expires_at)
+        if not grant.sha256_b64:
+            return UploadTarget(self.upload_url, form)
+        put_url, put_headers = self.signer.put_url(
+            grant, upload_url=self.upload_url, expires_at=expires_at
+        )
+        return UploadTarget(self.upload_url, form, put_url, put_headers)
+
+    def confirm(self, grant: UploadGrant) -> BlobInfo | None:
+        # Every upload comes through the hub, which records it as it arrives: a file not recorded
+        # has not been uploaded in this session, whatever blobs the store already holds.
+        return None
+
+    def session_key(self, url: str) -> str | None:
+        """The key inside an ``upload_url + "/" + key`` of this store, if ``url`` is one."""
+        marker = UPLOAD_PATH + "/"
+        return url.split(marker, 1)[1] if marker in url else None
+
+    def download_url(self, sha256: str, *, filename: str, media_type: str, ttl: int) -> str | None:
+        return None
 
     def delete(self, sha256: str) -> None:
         path = self.local_path(sha256)

@@ -44,6 +44,9 @@ class UploadGrant:
     content_type: str
     md5_b64: str | None = None
     sha256_b64: str | None = None
+    staged: bool = False
+    """Upload to a key of the session rather than straight to the content address (the store
+    then files the bytes under their SHA-256 when :meth:`BitStore.confirm` is asked)."""
 
     @property
     def md5_hex(self) -> str | None:

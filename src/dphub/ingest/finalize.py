@@ -11,22 +11,24 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dphub import datapackage
 from dphub.auth.permissions import Action, PublisherRef, require
 from dphub.auth.principal import Principal
-from dphub.bitstore import BitStore
+from dphub.bitstore import BitStore, BlobInfo
 from dphub.config import Settings
 from dphub.errors import (
     Conflict,
     InvalidDescriptor,
     InvalidRequest,
     UploadIncomplete,
+    UploadMismatch,
     UploadSessionNotFound,
 )
-from dphub.ingest.uploads import UPLOAD_PATH, split_key
+from dphub.ingest.uploads import grant_for, split_key
 from dphub.metastore.db import transaction
 from dphub.metastore.models import Revision, RevisionFile, UploadSession, UploadSessionFile
 from dphub.metastore.packages import claim_next_revision, find_package, get_revision
@@ -56,24 +58,25 @@ class _Plan:
     descriptor: dict[str, Any]
     readme: str | None
     files: list[UploadSessionFile]
+    arrived: dict[str, BlobInfo]
+    """Files the store confirmed at finalize (uploaded straight to it), to record as received."""
 
 
-def key_from_url(url: object) -> str:
-    """The upload key inside ``<upload_url>/<key>``."""
+def key_from_url(bitstore: BitStore, url: object) -> str:
+    """The session key inside ``<upload_url>/<key>``."""
     if not isinstance(url, str) or not url:
         raise InvalidRequest(
             "Send {'datapackage': upload_url + '/' + key} of the uploaded datapackage.json.",
             field="datapackage",
         )
-    path = unquote(urlsplit(url).path)
-    marker = UPLOAD_PATH + "/"
-    if marker not in path:
+    key = bitstore.session_key(unquote(urlsplit(url).path))
+    if key is None:
         raise InvalidRequest(
             f"{url!r} is not an upload URL of this hub: use upload_url + '/' + upload_query.key"
             " of the datapackage.json from /api/datastore/authorize.",
             field="datapackage",
         )
-    return path.split(marker, 1)[1]
+    return key
 
 
 def finalize(
@@ -84,7 +87,7 @@ def finalize(
     bitstore: BitStore,
     datapackage_url: object,
 ) -> Finalized:
-    key = key_from_url(datapackage_url)
+    key = key_from_url(bitstore, datapackage_url)
     with sessions() as db:
         done = _already_finalized(db, key, principal)
         if done is not None:
@@ -155,6 +158,16 @@ def _plan(
             field="datapackage",
         )
 
+    arrived: dict[str, BlobInfo] = {}
+    for f in files.values():
+        if f.received_sha256 is None:
+            try:
+                blob = bitstore.confirm(grant_for(f))
+            except UploadMismatch as exc:
+                raise UploadMismatch(f"{f.path}: {exc.message}", path=f.path) from None
+            if blob is not None:
+                arrived[f.path] = blob
+                f.received_sha256, f.received_md5 = blob.sha256, blob.md5
     missing = sorted(path for path, f in files.items() if f.received_sha256 is None)
     if missing:
         raise UploadIncomplete(
@@ -197,6 +210,7 @@ def _plan(
         descriptor=descriptor,
         readme=readme,
         files=list(files.values()),
+        arrived=arrived,
     )
 
 
@@ -274,6 +288,15 @@ def _write(
                     size=f.size,
                     media_type=f.media_type,
                 )
+            )
+        for path, blob in plan.arrived.items():
+            db.execute(
+                update(UploadSessionFile)
+                .where(
+                    UploadSessionFile.session_id == plan.session_id,
+                    UploadSessionFile.path == path,
+                )
+                .values(received_sha256=blob.sha256, received_md5=blob.md5, received_at=now)
             )
         package.successful_revision = number
         upload.closed_at = now

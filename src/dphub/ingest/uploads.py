@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from dphub.auth.permissions import Action, PublisherRef, require
 from dphub.auth.principal import Principal
 from dphub.bitstore import BitStore, BlobInfo
-from dphub.bitstore.signing import UploadGrant, UploadSigner, hex_to_b64, md5_b64_to_hex
+from dphub.bitstore.signing import UploadGrant, hex_to_b64, md5_b64_to_hex
 from dphub.config import FINDABILITIES, Settings
 from dphub.errors import InvalidRequest, UploadSessionNotFound
 from dphub.metastore.models import UploadSession, UploadSessionFile
@@ -32,7 +32,7 @@ from dphub.names import check_name, check_path, check_publisher_name
 
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 MAX_FILES_PER_SESSION = 10_000
-UPLOAD_PATH = "/api/bitstore/upload"
+DESCRIPTOR_PATH = "datapackage.json"
 
 
 @dataclass(frozen=True)
@@ -50,10 +50,6 @@ class AuthorizeRequest:
     name: str | None
     findability: str | None
     files: list[FileSpec]
-
-
-def upload_url(settings: Settings) -> str:
-    return settings.base_url + UPLOAD_PATH
 
 
 def guess_media_type(path: str) -> str:
@@ -105,11 +101,11 @@ def authorize(
         expires_at=now + timedelta(seconds=settings.session_ttl),
     )
     db.add(upload)
-    signer = UploadSigner(settings.secret_key)
     expires_at = int(time.time()) + settings.upload_ttl
     answer: dict[str, Any] = {}
     for spec in request.files:
-        held = _held_by_hub(db, bitstore, spec, principal)
+        stored = spec.sha256 is not None and bitstore.size(spec.sha256) == spec.size
+        held = _held_by_hub(db, spec, principal) if stored else None
         row = UploadSessionFile(
             session_id=upload.id,
             path=spec.path,
@@ -117,17 +113,17 @@ def authorize(
             md5=_md5_hex(spec.md5_b64),
             sha256=spec.sha256,
             media_type=spec.media_type,
+            # The descriptor goes to a key of the session, so that the URL finalize is called
+            # with names the session; so does anything without a SHA-256 to file it under, and
+            # bytes the store holds but the requester may not read: they must prove they have
+            # them by uploading, never by naming the hash.
+            staged=spec.sha256 is None or spec.path == DESCRIPTOR_PATH or (stored and not held),
         )
         if held is not None:
             row.received_sha256, row.received_md5, row.received_at = held.sha256, held.md5, now
         db.add(row)
-        grant = UploadGrant(
-            key=f"{upload.id}/{spec.path}",
-            size=spec.size,
-            content_type=spec.media_type,
-            md5_b64=spec.md5_b64,
-            sha256_b64=hex_to_b64(spec.sha256) if spec.sha256 else None,
-        )
+        grant = grant_for(row)
+        target = bitstore.upload_target(grant, expires_at=expires_at)
         entry: dict[str, Any] = {
             "name": spec.path.rsplit("/", 1)[-1],
             "md5": spec.md5_b64,
@@ -136,13 +132,11 @@ def authorize(
             "length": spec.size,
             "type": spec.media_type,
             "exists": held is not None,
-            "upload_url": upload_url(settings),
-            "upload_query": signer.post_form(grant, expires_at=expires_at),
+            "upload_url": target.upload_url,
+            "upload_query": target.upload_query,
         }
-        if grant.sha256_b64:
-            entry["put_url"], entry["put_headers"] = signer.put_url(
-                grant, upload_url=upload_url(settings), expires_at=expires_at
-            )
+        if target.put_url is not None:
+            entry["put_url"], entry["put_headers"] = target.put_url, target.put_headers
         answer[spec.path] = entry
     db.flush()
     return {
@@ -151,14 +145,22 @@ def authorize(
     }
 
 
-def _held_by_hub(
-    db: Session, bitstore: BitStore, spec: FileSpec, principal: Principal
-) -> BlobInfo | None:
-    """The blob to reuse for this file, following DESIGN §3: a SHA-256 was sent, the store holds
-    bytes of that hash and size, and the requester could already read them."""
-    if spec.sha256 is None or bitstore.size(spec.sha256) != spec.size:
-        return None
-    if not blob_readable_by(db, spec.sha256, principal):
+def grant_for(row: UploadSessionFile) -> UploadGrant:
+    """The upload a session's file was authorized for; the same every time it is asked."""
+    return UploadGrant(
+        key=f"{row.session_id}/{row.path}",
+        size=row.size,
+        content_type=row.media_type,
+        md5_b64=hex_to_b64(row.md5) if row.md5 else None,
+        sha256_b64=hex_to_b64(row.sha256) if row.sha256 else None,
+        staged=row.staged,
+    )
+
+
+def _held_by_hub(db: Session, spec: FileSpec, principal: Principal) -> BlobInfo | None:
+    """The stored blob to reuse for this file, following DESIGN §3: a SHA-256 was sent and the
+    requester could already read those bytes."""
+    if spec.sha256 is None or not blob_readable_by(db, spec.sha256, principal):
         return None
     md5 = known_md5(db, spec.sha256)
     if md5 is not None and spec.md5_b64 is not None and _md5_hex(spec.md5_b64) != md5:

@@ -20,7 +20,8 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # One pool per process; several API processes share the database, so keep each pool modest.
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_timeout=30)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

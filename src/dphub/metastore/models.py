@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -32,6 +33,10 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+# JSON documents (descriptors, reports): JSONB on PostgreSQL, so they can be indexed and queried.
+Document = JSON().with_variant(JSONB(), "postgresql")
 
 
 def utcnow() -> datetime:
@@ -57,7 +62,10 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime, dict[str, Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime,
+        dict[str, Any]: Document,
+    }
 
 
 class User(Base):
@@ -183,6 +191,8 @@ class UploadSessionFile(Base):
     md5: Mapped[str | None] = mapped_column(String(32))
     sha256: Mapped[str | None] = mapped_column(String(64))
     media_type: Mapped[str] = mapped_column(String(255))
+    staged: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Uploaded to a key of the session, then filed under its hash when finalize confirms it."""
     received_sha256: Mapped[str | None] = mapped_column(String(64))
     received_md5: Mapped[str | None] = mapped_column(String(32))
     received_at: Mapped[datetime | None]

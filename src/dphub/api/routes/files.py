@@ -90,6 +90,7 @@ def _serve(
         media_type=f.media_type,
         filename=f.path.rsplit("/", 1)[-1],
         cache_control=_cache_control(located, pinned),
+        redirect_ttl=hub.settings.download_ttl,
     )
 
 

@@ -14,6 +14,7 @@ from dphub.api.deps import CurrentPrincipal, HubDep
 from dphub.api.formupload import FormUpload, boundary_of
 from dphub.api.responses import JSON
 from dphub.bitstore import BlobInfo, BlobWriter
+from dphub.bitstore.local import UPLOAD_PATH
 from dphub.errors import InvalidRequest
 from dphub.hub import Hub
 from dphub.ingest import finalize as finalize_service
@@ -103,7 +104,7 @@ def _record(hub: Hub, key: str, info: BlobInfo) -> None:
 
 
 @router.post(
-    uploads.UPLOAD_PATH,
+    UPLOAD_PATH,
     status_code=204,
     summary="Upload one file with a presigned POST form (upload_query fields, then file)",
 )
@@ -125,7 +126,7 @@ async def upload_form(request: Request, hub: HubDep) -> Response:
 
 
 @router.put(
-    uploads.UPLOAD_PATH + "/{key:path}",
+    UPLOAD_PATH + "/{key:path}",
     status_code=204,
     summary="Upload one file's raw body to its presigned PUT URL",
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 import dphub.metastore.models
 
@@ -75,14 +76,22 @@ def upgrade() -> None:
         sa.Column("package_id", sa.Integer(), nullable=False),
         sa.Column("number", sa.Integer(), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
-        sa.Column("descriptor", sa.JSON(), nullable=False),
+        sa.Column(
+            "descriptor", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
+        ),
         sa.Column("readme", sa.Text(), nullable=True),
         sa.Column("created_by", sa.Integer(), nullable=True),
         sa.Column("created_at", dphub.metastore.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("modified_at", dphub.metastore.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("pipelines", sa.JSON(), nullable=False),
-        sa.Column("errors", sa.JSON(), nullable=False),
-        sa.Column("stats", sa.JSON(), nullable=False),
+        sa.Column(
+            "pipelines", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
+        ),
+        sa.Column(
+            "errors", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
+        ),
+        sa.Column(
+            "stats", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
+        ),
         sa.ForeignKeyConstraint(
             ["created_by"],
             ["users.id"],
@@ -150,6 +159,7 @@ def upgrade() -> None:
         sa.Column("md5", sa.String(length=32), nullable=True),
         sa.Column("sha256", sa.String(length=64), nullable=True),
         sa.Column("media_type", sa.String(length=255), nullable=False),
+        sa.Column("staged", sa.Boolean(), nullable=False),
         sa.Column("received_sha256", sa.String(length=64), nullable=True),
         sa.Column("received_md5", sa.String(length=32), nullable=True),
         sa.Column("received_at", dphub.metastore.models.UTCDateTime(timezone=True), nullable=True),

@@ -1,0 +1,297 @@
+"""Bitstore on any S3-compatible store (AWS S3, SeaweedFS, MinIO, Ceph): ``s3://BUCKET[/PREFIX]``.
+
+Blobs live under ``PREFIX/sha256/ab/cd/<hex>``. Clients upload straight to the store with presigned
+forms and URLs that bind size and checksum, so the store itself refuses bytes that do not match;
+finalize then checks each object with a HEAD. Uploads without a SHA-256 (older clients) land under
+``PREFIX/staging/<session key>`` and are filed under their hash when finalize confirms them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import quote
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from dphub.bitstore.interfaces import BlobInfo, UploadTarget
+from dphub.bitstore.local import blob_relpath
+from dphub.bitstore.signing import SHA256_FIELD, UploadGrant
+from dphub.config import Settings
+from dphub.errors import (
+    ChecksumMismatch,
+    ConfigurationError,
+    NotFound,
+    SizeMismatch,
+    UploadMismatch,
+)
+
+CHUNK = 1024 * 1024
+NOT_FOUND = ("404", "NoSuchKey", "NotFound")
+
+
+def parse_storage_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/some/prefix`` → ``("bucket", "some/prefix/")``."""
+    rest = url.removeprefix("s3://")
+    bucket, _, prefix = rest.partition("/")
+    if not bucket:
+        raise ConfigurationError("DPHUB_STORAGE_URL names no bucket: use s3://BUCKET[/PREFIX].")
+    prefix = prefix.strip("/")
+    return bucket, f"{prefix}/" if prefix else ""
+
+
+def _b64_to_hex(value: str) -> str:
+    return base64.b64decode(value).hex()
+
+
+class S3BlobWriter:
+    """Spools to a local temporary file while hashing, then puts the verified blob in the store."""
+
+    def __init__(self, store: S3BitStore, expected_size: int, md5: bool) -> None:
+        self._store = store
+        self._expected = expected_size
+        self._file: IO[bytes] | None = tempfile.TemporaryFile()  # noqa: SIM115 - closed by commit/abort
+        self._sha256 = hashlib.sha256()
+        self._md5 = hashlib.md5(usedforsecurity=False) if md5 else None
+        self._size = 0
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def write(self, data: bytes) -> None:
+        assert self._file is not None, "write after commit or abort"
+        self._size += len(data)
+        if self._size > self._expected:
+            self.abort()
+            raise SizeMismatch(
+                f"More bytes arrived than the {self._expected} that were authorized.",
+                expected=self._expected,
+            )
+        self._sha256.update(data)
+        if self._md5 is not None:
+            self._md5.update(data)
+        self._file.write(data)
+
+    def commit(self, *, md5: str | None = None, sha256: str | None = None) -> BlobInfo:
+        assert self._file is not None, "commit after commit or abort"
+        digest = self._md5.hexdigest() if self._md5 is not None else None
+        info = BlobInfo(self._sha256.hexdigest(), digest, self._size)
+        try:
+            if info.size != self._expected:
+                raise SizeMismatch(
+                    f"{info.size} bytes arrived but {self._expected} were authorized.",
+                    expected=self._expected,
+                    received=info.size,
+                )
+            if md5 is not None and info.md5 is None:
+                raise ValueError("an MD5 check needs a writer made with md5=True")
+            if md5 is not None and md5 != info.md5:
+                raise ChecksumMismatch("The uploaded bytes do not match the authorized MD5.")
+            if sha256 is not None and sha256 != info.sha256:
+                raise ChecksumMismatch("The uploaded bytes do not match the authorized SHA-256.")
+            if self._store.size(info.sha256) != info.size:
+                self._file.seek(0)
+                self._store.put(info.sha256, self._file)
+        finally:
+            self.abort()
+        return info
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class S3BitStore:
+    def __init__(self, *, client: Any, bucket: str, prefix: str = "") -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> S3BitStore:
+        bucket, prefix = parse_storage_url(settings.storage_url)
+        style = settings.s3_addressing_style or ("path" if settings.s3_endpoint_url else "virtual")
+        config = Config(
+            signature_version="s3v4",
+            s3={"addressing_style": style},
+            retries={"max_attempts": 3, "mode": "standard"},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        client = boto3.client(
+            "s3",
+            endpoint_url=settings.s3_endpoint_url or None,
+            region_name=settings.s3_region,
+            config=config,
+        )
+        return cls(client=client, bucket=bucket, prefix=prefix)
+
+    # keys
+
+    def content_key(self, sha256: str) -> str:
+        return self.prefix + blob_relpath(sha256)
+
+    def staging_key(self, session_key: str) -> str:
+        return f"{self.prefix}staging/{session_key}"
+
+    def session_key(self, url: str) -> str | None:
+        marker = f"/{self.prefix}staging/"
+        return url.split(marker, 1)[1] if marker in url else None
+
+    # blobs
+
+    def _head(self, key: str, *, checksum: bool = False) -> dict[str, Any] | None:
+        extra = {"ChecksumMode": "ENABLED"} if checksum else {}
+        try:
+            head: dict[str, Any] = self.client.head_object(Bucket=self.bucket, Key=key, **extra)
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) in NOT_FOUND:
+                return None
+            raise
+        return head
+
+    def size(self, sha256: str) -> int | None:
+        try:
+            head = self._head(self.content_key(sha256))
+        except ValueError:
+            return None
+        return int(head["ContentLength"]) if head is not None else None
+
+    def read(self, sha256: str, *, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        return self._read_key(self.content_key(sha256), start=start, end=end)
+
+    def _read_key(self, key: str, *, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        if end is not None and end <= start:
+            return
+        extra = {}
+        if start or end is not None:
+            extra["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=key, **extra)
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) in NOT_FOUND:
+                raise NotFound("The blob is not in the bitstore.") from None
+            raise
+        body = answer["Body"]
+        try:
+            yield from body.iter_chunks(CHUNK)
+        finally:
+            body.close()
+
+    def local_path(self, sha256: str) -> Path | None:
+        return None
+
+    def delete(self, sha256: str) -> None:
+        try:
+            key = self.content_key(sha256)
+        except ValueError:
+            return
+        self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    def writer(self, *, expected_size: int, md5: bool = False) -> S3BlobWriter:
+        return S3BlobWriter(self, expected_size, md5)
+
+    def put(self, sha256: str, source: IO[bytes]) -> None:
+        """Store verified bytes under their hash; the store computes the SHA-256 once more."""
+        self.client.upload_fileobj(
+            source, self.bucket, self.content_key(sha256), ExtraArgs={"ChecksumAlgorithm": "SHA256"}
+        )
+
+    # uploads straight to the store
+
+    def upload_target(self, grant: UploadGrant, *, expires_at: int) -> UploadTarget:
+        sha256 = grant.sha256_hex
+        key = self.staging_key(grant.key) if grant.staged or sha256 is None else None
+        key = key or self.content_key(str(sha256))
+        expires_in = max(1, expires_at - int(time.time()))
+        fields = {"Content-Type": grant.content_type}
+        conditions: list[Any] = [
+            {"Content-Type": grant.content_type},
+            ["content-length-range", grant.size, grant.size],
+        ]
+        if grant.sha256_b64:
+            fields[SHA256_FIELD] = grant.sha256_b64
+            conditions.append({SHA256_FIELD: grant.sha256_b64})
+        post = self.client.generate_presigned_post(
+            self.bucket, key, Fields=fields, Conditions=conditions, ExpiresIn=expires_in
+        )
+        target = UploadTarget(post["url"].rstrip("/"), dict(post["fields"]))
+        if not grant.sha256_b64:
+            return target
+        put_url = self.client.generate_presigned_url(
+            "put_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "ContentType": grant.content_type,
+                "ChecksumSHA256": grant.sha256_b64,
+            },
+            ExpiresIn=expires_in,
+        )
+        headers = {"Content-Type": grant.content_type, SHA256_FIELD: grant.sha256_b64}
+        return UploadTarget(target.upload_url, target.upload_query, put_url, headers)
+
+    def confirm(self, grant: UploadGrant) -> BlobInfo | None:
+        sha256 = grant.sha256_hex
+        if not grant.staged and sha256 is not None:
+            head = self._head(self.content_key(sha256), checksum=True)
+            if head is None:
+                return None
+            self._check(head, grant)
+            return BlobInfo(sha256, None, grant.size)
+        staged = self.staging_key(grant.key)
+        head = self._head(staged, checksum=True)
+        if head is None:
+            return None
+        self._check(head, grant)
+        stored = head.get("ChecksumSHA256")
+        actual = _b64_to_hex(stored) if stored else self._hash(staged)
+        if sha256 is not None and actual != sha256:
+            raise UploadMismatch("The stored bytes do not match the authorized SHA-256.")
+        if self.size(actual) != grant.size:
+            self.client.copy(
+                {"Bucket": self.bucket, "Key": staged}, self.bucket, self.content_key(actual)
+            )
+        self.client.delete_object(Bucket=self.bucket, Key=staged)
+        return BlobInfo(actual, grant.md5_hex, grant.size)
+
+    def _check(self, head: dict[str, Any], grant: UploadGrant) -> None:
+        if int(head["ContentLength"]) != grant.size:
+            raise UploadMismatch(
+                f"The store holds {head['ContentLength']} bytes, not the {grant.size} authorized."
+            )
+        stored = head.get("ChecksumSHA256")
+        if stored and grant.sha256_b64 and stored != grant.sha256_b64:
+            raise UploadMismatch("The stored bytes do not match the authorized SHA-256.")
+        etag = str(head.get("ETag", "")).strip('"')
+        md5 = grant.md5_hex
+        if md5 is not None and "-" not in etag and etag != md5:
+            raise UploadMismatch("The stored bytes do not match the authorized MD5.")
+
+    def _hash(self, key: str) -> str:
+        digest = hashlib.sha256()
+        for chunk in self._read_key(key):
+            digest.update(chunk)
+        return digest.hexdigest()
+
+    def download_url(self, sha256: str, *, filename: str, media_type: str, ttl: int) -> str | None:
+        url: str = self.client.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": self.content_key(sha256),
+                "ResponseContentType": media_type,
+                "ResponseContentDisposition": f"inline; filename*=UTF-8''{quote(filename)}",
+            },
+            ExpiresIn=ttl,
+        )
+        return url
