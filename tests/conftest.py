@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.backends import postgres_server, postgres_url, s3_bucket, s3_server  # noqa: F401
+
 _names = itertools.count(1)
 
 
