@@ -131,6 +131,14 @@ def stop_hub(server: HubServer) -> None:
         server.process.wait()
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def metastore_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty metastore database on each backend: a SQLite file, and a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'metastore.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
 @pytest.fixture(scope="session")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
     server = start_hub(tmp_path_factory.mktemp("hub"))

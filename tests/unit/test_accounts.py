@@ -45,7 +45,7 @@ from dphub.errors import (
     Unauthenticated,
 )
 from dphub.metastore.db import make_engine, make_sessionmaker, transaction, upgrade
-from dphub.metastore.models import ApiKey, User
+from dphub.metastore.models import ApiKey, Base, User
 
 SECRET_KEY = "a-test-signing-key-that-is-long-enough-0123456789"
 OTHER_SECRET_KEY = "another-signing-key-that-is-long-enough-9876543210"
@@ -54,8 +54,8 @@ BOB_PASSWORD = "tr0ub4dor&3-long"
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'metastore.db'}")
+def engine(metastore_url: str) -> Iterator[Engine]:
+    engine = make_engine(metastore_url)
     upgrade(engine)
     yield engine
     engine.dispose()
@@ -81,9 +81,16 @@ def _key_for(db: sessionmaker[Session], username: str) -> str:
         return create_api_key(session, user=user, name="ci")
 
 
-def _database_bytes(tmp_path: Path) -> bytes:
-    """Everything SQLite wrote: the main file and its write-ahead log."""
-    return b"".join(p.read_bytes() for p in sorted(tmp_path.glob("metastore.db*")))
+def _database_bytes(engine: Engine, tmp_path: Path) -> bytes:
+    """Everything the metastore holds: for SQLite the files it wrote (main file and write-ahead
+    log, so deleted pages count too), for PostgreSQL every row of every table."""
+    if engine.dialect.name == "sqlite":
+        return b"".join(p.read_bytes() for p in sorted(tmp_path.glob("metastore.db*")))
+    rows = []
+    with engine.connect() as connection:
+        for table in Base.metadata.sorted_tables:
+            rows.extend(repr(tuple(r)) for r in connection.execute(table.select()))
+    return "\n".join(rows).encode()
 
 
 # create_user
@@ -101,7 +108,7 @@ def test_create_user_stores_a_normalised_account(
 
 
 def test_passwords_are_stored_as_argon2id_hashes(
-    db: sessionmaker[Session], users: dict[str, int], tmp_path: Path
+    db: sessionmaker[Session], users: dict[str, int], engine: Engine, tmp_path: Path
 ) -> None:
     with db() as session:
         stored = session.scalars(select(User.password_hash).where(User.username == "ann")).one()
@@ -109,7 +116,7 @@ def test_passwords_are_stored_as_argon2id_hashes(
     assert stored.startswith("$argon2id$")
     assert verify_password(stored, ANN_PASSWORD)
     assert not verify_password(stored, BOB_PASSWORD)
-    assert ANN_PASSWORD.encode() not in _database_bytes(tmp_path)
+    assert ANN_PASSWORD.encode() not in _database_bytes(engine, tmp_path)
 
 
 def test_a_user_may_have_no_password(db: sessionmaker[Session]) -> None:
@@ -256,7 +263,7 @@ def test_user_for_api_key(db: sessionmaker[Session], users: dict[str, int]) -> N
 
 
 def test_only_the_sha256_of_an_api_key_is_stored(
-    db: sessionmaker[Session], users: dict[str, int], tmp_path: Path
+    db: sessionmaker[Session], users: dict[str, int], engine: Engine, tmp_path: Path
 ) -> None:
     key = _key_for(db, "ann")
     prefix, secret_part = key.removeprefix(KEY_MARK).split("_", 1)
@@ -266,7 +273,7 @@ def test_only_the_sha256_of_an_api_key_is_stored(
         assert row.prefix == prefix
         assert row.name == "ci"
         assert row.user_id == users["ann"]
-    stored = _database_bytes(tmp_path)
+    stored = _database_bytes(engine, tmp_path)
     assert key.encode() not in stored
     assert secret_part.encode() not in stored
     assert row.key_hash.encode() in stored

@@ -36,8 +36,8 @@ TABLES = {
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'metastore.db'}")
+def engine(metastore_url: str) -> Iterator[Engine]:
+    engine = make_engine(metastore_url)
     yield engine
     engine.dispose()
 
@@ -83,7 +83,8 @@ def test_the_migrations_match_the_models(migrated: Engine) -> None:
     assert differences == []
 
 
-def test_sqlite_connections_enforce_foreign_keys(migrated: Engine) -> None:
+def test_sqlite_connections_enforce_foreign_keys(tmp_path: Path) -> None:
+    migrated = make_engine(f"sqlite:///{tmp_path / 'pragmas.db'}")
     with migrated.connect() as connection:
         assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
