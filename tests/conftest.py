@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -63,6 +64,11 @@ def base_env(home: Path) -> dict[str, str]:
     return env
 
 
+def fetch(url: str, **kwargs: Any) -> httpx.Response:
+    """GET as a browser would: following the hub's redirects to presigned store URLs."""
+    return httpx.get(url, follow_redirects=True, timeout=60, **kwargs)
+
+
 @dataclass
 class HubServer:
     url: str
@@ -70,10 +76,17 @@ class HubServer:
     log: Path
     process: subprocess.Popen[bytes]
     env: dict[str, str] = field(default_factory=dict)
+    kind: str = "embedded"
+    """``embedded`` (SQLite, blobs on disk) or ``scale`` (PostgreSQL, S3 on SeaweedFS)."""
 
     def client(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60, follow_redirects=True)
+
+    def only_embedded(self, why: str) -> None:
+        """Skip the rest of a test that looks inside the embedded bitstore."""
+        if self.kind != "embedded":
+            pytest.skip(f"embedded bitstore only: {why}")
 
     def admin(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
         """A server-side command (user, db) against this hub's data dir."""
@@ -83,7 +96,9 @@ class HubServer:
         return self.log.read_text(errors="replace")
 
 
-def start_hub(root: Path, extra_env: dict[str, str] | None = None) -> HubServer:
+def start_hub(
+    root: Path, extra_env: dict[str, str] | None = None, *, kind: str = "embedded"
+) -> HubServer:
     port = free_port()
     data_dir = root / "data"
     log = root / "server.log"
@@ -106,7 +121,7 @@ def start_hub(root: Path, extra_env: dict[str, str] | None = None) -> HubServer:
             stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
-    server = HubServer(url=url, data_dir=data_dir, log=log, process=process, env=env)
+    server = HubServer(url=url, data_dir=data_dir, log=log, process=process, env=env, kind=kind)
     deadline = time.monotonic() + 60
     while True:
         if process.poll() is not None:
@@ -139,9 +154,20 @@ def metastore_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("postgres_url"))
 
 
-@pytest.fixture(scope="session")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
-    server = start_hub(tmp_path_factory.mktemp("hub"))
+@pytest.fixture(scope="session", params=["embedded", "scale"])
+def hub(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[HubServer]:
+    """The hub as a real process: on embedded defaults, and on PostgreSQL + S3 (SeaweedFS)."""
+    extra: dict[str, str] = {}
+    if request.param == "scale":
+        postgres = request.getfixturevalue("postgres_server")
+        s3 = request.getfixturevalue("s3_server")
+        extra = {
+            "DPHUB_DATABASE_URL": postgres.create_database(),
+            **s3.storage_env(s3.create_bucket(), prefix="hub"),
+        }
+    server = start_hub(tmp_path_factory.mktemp(f"hub-{request.param}"), extra, kind=request.param)
     yield server
     stop_hub(server)
 

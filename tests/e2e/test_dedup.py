@@ -7,9 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from tests.conftest import Publisher, cli, write_package
+from tests.conftest import Publisher, cli, fetch, write_package
 from tests.e2e.test_bad_input import authorize, finalize, md5_b64, post_form
 
 
@@ -54,7 +52,7 @@ def test_published_bytes_are_reused_without_upload(
         assert granted["datapackage.json"]["exists"] is False
         assert post_form(granted["datapackage.json"], descriptor.encode()).status_code == 204
         assert finalize(client, granted["datapackage.json"]).status_code == 200
-    served = httpx.get(f"{publisher.hub.url}/{other.username}/reuse/r/d.csv")
+    served = fetch(f"{publisher.hub.url}/{other.username}/reuse/r/d.csv")
     assert served.content == shared
 
 
