@@ -103,6 +103,11 @@ def start_hub(
     data_dir = root / "data"
     log = root / "server.log"
     env = base_env(root / "server-home")
+    # Small parts, so that multipart uploads are tested on files of a few MiB.
+    env.update(
+        DPHUB_MULTIPART_THRESHOLD=str(8 * 1024 * 1024),
+        DPHUB_MULTIPART_PART_SIZE=str(5 * 1024 * 1024),
+    )
     env.update(extra_env or {})
     with open(log, "wb") as out:
         process = subprocess.Popen(

@@ -77,6 +77,12 @@ class Settings:
         10 * 1024 * 1024, "Largest datapackage.json (and README) finalize reads, in bytes."
     )
     max_upload_bytes: int = _setting(5 * 1024**4, "Largest single file the hub accepts, in bytes.")
+    multipart_threshold: int = _setting(
+        64 * 1024 * 1024, "Files larger than this, in bytes, are uploaded in parts (resumable)."
+    )
+    multipart_part_size: int = _setting(
+        16 * 1024 * 1024, "Size of each part of a multipart upload, in bytes (at least 5 MiB)."
+    )
     log_level: str = _setting("info", "Log level of the server: debug, info, warning, error.")
 
     @property
@@ -145,7 +151,10 @@ def _check(settings: Settings) -> None:
         raise ConfigurationError("DPHUB_STORAGE_URL must look like s3://BUCKET[/PREFIX].")
     if settings.s3_addressing_style not in ("", "path", "virtual"):
         raise ConfigurationError("DPHUB_S3_ADDRESSING_STYLE must be 'path' or 'virtual'.")
+    if settings.multipart_part_size < 5 * 1024 * 1024:
+        raise ConfigurationError("DPHUB_MULTIPART_PART_SIZE must be at least 5 MiB (5242880).")
     for name in (
+        "multipart_threshold",
         "download_ttl",
         "token_ttl",
         "upload_ttl",

@@ -32,6 +32,7 @@ TABLES = {
     "revision_files",
     "upload_sessions",
     "upload_session_files",
+    "multipart_uploads",
 }
 
 

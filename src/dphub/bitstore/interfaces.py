@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -32,6 +33,16 @@ class UploadTarget:
     upload_query: dict[str, str]
     put_url: str | None = None
     put_headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PartTarget:
+    """Where one part of a multipart upload goes: PUT ``size`` bytes to ``url`` with ``headers``."""
+
+    number: int
+    size: int
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class BlobWriter(Protocol):
@@ -75,6 +86,33 @@ class BitStore(Protocol):
 
     def session_key(self, url: str) -> str | None:
         """The session key in the URL a client finalizes with (``upload_url + "/" + key``)."""
+
+    # multipart uploads: large files in parts, resumable; ``upload_id`` is the hub's own id
+
+    def start_multipart(self, upload_id: str, *, content_type: str) -> str:
+        """Open an upload in the store; returns the store's id for it."""
+
+    def part_targets(
+        self, upload_id: str, store_upload_id: str, sizes: list[int], *, expires_at: int
+    ) -> list[PartTarget]:
+        """Signed targets for parts 1..N of the given sizes."""
+
+    def uploaded_parts(self, upload_id: str, store_upload_id: str) -> dict[int, int]:
+        """Part number → size of every part the store holds whole."""
+
+    def complete_multipart(
+        self, upload_id: str, store_upload_id: str, *, sizes: list[int], sha256: str
+    ) -> BlobInfo:
+        """Join the parts, verify the SHA-256 of the whole, and file it under that hash.
+
+        Raises ``UploadIncomplete`` when a part is missing or has another size, and
+        ``UploadMismatch`` when the joined bytes are not the authorized ones (then discarded).
+        """
+
+    def abort_multipart(self, upload_id: str, store_upload_id: str) -> None: ...
+
+    def multipart_uploads(self) -> list[tuple[str, str, datetime]]:
+        """``(upload_id, store_upload_id, started)`` of every open multipart upload in the store."""
 
     def download_url(self, sha256: str, *, filename: str, media_type: str, ttl: int) -> str | None:
         """A short-lived URL the client may fetch the blob from, or ``None`` to have the hub serve it."""

@@ -10,17 +10,27 @@ import hashlib
 import os
 import re
 import secrets
+import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from dphub.bitstore.interfaces import BlobInfo, UploadTarget
-from dphub.bitstore.signing import UploadGrant, UploadSigner
-from dphub.errors import ChecksumMismatch, NotFound, SizeMismatch
+from dphub.bitstore.interfaces import BlobInfo, PartTarget, UploadTarget
+from dphub.bitstore.signing import PartSigner, UploadGrant, UploadSigner
+from dphub.errors import (
+    ChecksumMismatch,
+    NotFound,
+    SizeMismatch,
+    UploadIncomplete,
+    UploadMismatch,
+)
 
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1024 * 1024
 UPLOAD_PATH = "/api/bitstore/upload"
+MULTIPART_PATH = "/api/bitstore/multipart"
+PART_NAME = re.compile(r"^[0-9]{1,5}$")
 
 
 def blob_relpath(sha256: str) -> str:
@@ -93,11 +103,56 @@ class LocalBlobWriter:
         self._tmp.unlink(missing_ok=True)
 
 
+class LocalPartWriter:
+    """One part of a multipart upload, written aside and moved into place only when whole."""
+
+    def __init__(self, folder: Path, number: int, expected_size: int) -> None:
+        self._target = folder / str(number)
+        self._tmp = folder / f"{number}.{secrets.token_hex(8)}.part"
+        self._file: BinaryIO | None = open(self._tmp, "xb")  # noqa: SIM115 - closed by commit/abort
+        self._expected = expected_size
+        self._size = 0
+
+    def write(self, data: bytes) -> None:
+        assert self._file is not None, "write after commit or abort"
+        self._size += len(data)
+        if self._size > self._expected:
+            self.abort()
+            raise SizeMismatch(f"More bytes arrived than the {self._expected} of this part.")
+        self._file.write(data)
+
+    def commit(self) -> int:
+        assert self._file is not None, "commit after commit or abort"
+        try:
+            if self._size != self._expected:
+                raise SizeMismatch(
+                    f"{self._size} bytes arrived but the part has {self._expected}.",
+                    expected=self._expected,
+                    received=self._size,
+                )
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            self._file = None
+            os.replace(self._tmp, self._target)
+        except BaseException:
+            self.abort()
+            raise
+        return self._size
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._tmp.unlink(missing_ok=True)
+
+
 class LocalBitStore:
     def __init__(self, root: Path, *, signer: UploadSigner, base_url: str) -> None:
         self.root = root
         self.signer = signer
         self.upload_url = base_url + UPLOAD_PATH
+        self.multipart_url = base_url + MULTIPART_PATH
         (root / "tmp").mkdir(parents=True, exist_ok=True)
         (root / "sha256").mkdir(parents=True, exist_ok=True)
 
@@ -153,6 +208,84 @@ class LocalBitStore:
 
     def download_url(self, sha256: str, *, filename: str, media_type: str, ttl: int) -> str | None:
         return None
+
+    # multipart: parts are files in <root>/multipart/<upload id>/<number>
+
+    def _parts(self, upload_id: str) -> Path:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{8,64}", upload_id):
+            raise NotFound("No such multipart upload.")
+        return self.root / "multipart" / upload_id
+
+    def start_multipart(self, upload_id: str, *, content_type: str) -> str:
+        self._parts(upload_id).mkdir(parents=True, exist_ok=True)
+        return upload_id
+
+    def part_targets(
+        self, upload_id: str, store_upload_id: str, sizes: list[int], *, expires_at: int
+    ) -> list[PartTarget]:
+        signer = PartSigner(self.signer)
+        return [
+            PartTarget(
+                n, size, signer.url(self.multipart_url, upload_id, n, size, expires_at=expires_at)
+            )
+            for n, size in enumerate(sizes, start=1)
+        ]
+
+    def part_writer(self, upload_id: str, number: int, expected_size: int) -> LocalPartWriter:
+        folder = self._parts(upload_id)
+        if not folder.is_dir():
+            raise NotFound("No such multipart upload: it was completed or aborted.")
+        return LocalPartWriter(folder, number, expected_size)
+
+    def uploaded_parts(self, upload_id: str, store_upload_id: str) -> dict[int, int]:
+        folder = self._parts(upload_id)
+        if not folder.is_dir():
+            return {}
+        return {
+            int(p.name): p.stat().st_size for p in folder.iterdir() if PART_NAME.fullmatch(p.name)
+        }
+
+    def complete_multipart(
+        self, upload_id: str, store_upload_id: str, *, sizes: list[int], sha256: str
+    ) -> BlobInfo:
+        folder = self._parts(upload_id)
+        held = self.uploaded_parts(upload_id, store_upload_id)
+        wanted = dict(enumerate(sizes, start=1))
+        missing = sorted(n for n, size in wanted.items() if held.get(n) != size)
+        if missing:
+            raise UploadIncomplete(
+                f"Parts {', '.join(map(str, missing[:20]))} are missing or incomplete.",
+                parts=missing,
+            )
+        writer = self.writer(expected_size=sum(sizes))
+        try:
+            for number in wanted:
+                with open(folder / str(number), "rb") as part:
+                    while chunk := part.read(CHUNK):
+                        writer.write(chunk)
+            info = writer.commit(sha256=sha256)
+        except ChecksumMismatch:
+            self.abort_multipart(upload_id, store_upload_id)
+            raise UploadMismatch(
+                "The joined parts do not have the authorized SHA-256; upload the file again."
+            ) from None
+        finally:
+            writer.abort()
+        self.abort_multipart(upload_id, store_upload_id)
+        return info
+
+    def abort_multipart(self, upload_id: str, store_upload_id: str) -> None:
+        shutil.rmtree(self._parts(upload_id), ignore_errors=True)
+
+    def multipart_uploads(self) -> list[tuple[str, str, datetime]]:
+        root = self.root / "multipart"
+        if not root.is_dir():
+            return []
+        return [
+            (p.name, p.name, datetime.fromtimestamp(p.stat().st_mtime, UTC))
+            for p in root.iterdir()
+            if p.is_dir()
+        ]
 
     def delete(self, sha256: str) -> None:
         path = self.local_path(sha256)

@@ -13,6 +13,7 @@ import hashlib
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
@@ -21,7 +22,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from dphub.bitstore.interfaces import BlobInfo, UploadTarget
+from dphub.bitstore.interfaces import BlobInfo, PartTarget, UploadTarget
 from dphub.bitstore.local import blob_relpath
 from dphub.bitstore.signing import SHA256_FIELD, UploadGrant
 from dphub.config import Settings
@@ -30,6 +31,7 @@ from dphub.errors import (
     ConfigurationError,
     NotFound,
     SizeMismatch,
+    UploadIncomplete,
     UploadMismatch,
 )
 
@@ -309,6 +311,112 @@ class S3BitStore:
         for chunk in self._read_key(key):
             digest.update(chunk)
         return digest.hexdigest()
+
+    # multipart: parts go to PREFIX/staging/mp/<upload id>; complete checks the whole SHA-256
+    # before anything reaches the content address, since the store keeps only part checksums
+
+    def _multipart_key(self, upload_id: str) -> str:
+        return f"{self.prefix}staging/mp/{upload_id}"
+
+    def start_multipart(self, upload_id: str, *, content_type: str) -> str:
+        answer = self.client.create_multipart_upload(
+            Bucket=self.bucket, Key=self._multipart_key(upload_id), ContentType=content_type
+        )
+        return str(answer["UploadId"])
+
+    def part_targets(
+        self, upload_id: str, store_upload_id: str, sizes: list[int], *, expires_at: int
+    ) -> list[PartTarget]:
+        expires_in = max(1, expires_at - int(time.time()))
+        targets = []
+        for number, size in enumerate(sizes, start=1):
+            url = self.client.generate_presigned_url(
+                "upload_part",
+                Params={
+                    "Bucket": self.bucket,
+                    "Key": self._multipart_key(upload_id),
+                    "UploadId": store_upload_id,
+                    "PartNumber": number,
+                    "ContentLength": size,
+                },
+                ExpiresIn=expires_in,
+            )
+            targets.append(PartTarget(number, size, url))
+        return targets
+
+    def _listed_parts(self, upload_id: str, store_upload_id: str) -> list[dict[str, Any]]:
+        parts: list[dict[str, Any]] = []
+        pages = self.client.get_paginator("list_parts").paginate(
+            Bucket=self.bucket, Key=self._multipart_key(upload_id), UploadId=store_upload_id
+        )
+        try:
+            for page in pages:
+                parts.extend(page.get("Parts", []))
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) in ("NoSuchUpload", *NOT_FOUND):
+                return []
+            raise
+        return parts
+
+    def uploaded_parts(self, upload_id: str, store_upload_id: str) -> dict[int, int]:
+        listed = self._listed_parts(upload_id, store_upload_id)
+        return {int(p["PartNumber"]): int(p["Size"]) for p in listed}
+
+    def complete_multipart(
+        self, upload_id: str, store_upload_id: str, *, sizes: list[int], sha256: str
+    ) -> BlobInfo:
+        listed = {int(p["PartNumber"]): p for p in self._listed_parts(upload_id, store_upload_id)}
+        wanted = dict(enumerate(sizes, start=1))
+        missing = sorted(
+            n for n, size in wanted.items() if int(listed.get(n, {}).get("Size", -1)) != size
+        )
+        if missing:
+            raise UploadIncomplete(
+                f"Parts {', '.join(map(str, missing[:20]))} are missing or incomplete.",
+                parts=missing,
+            )
+        key = self._multipart_key(upload_id)
+        self.client.complete_multipart_upload(
+            Bucket=self.bucket,
+            Key=key,
+            UploadId=store_upload_id,
+            MultipartUpload={
+                "Parts": [{"PartNumber": n, "ETag": listed[n]["ETag"]} for n in wanted]
+            },
+        )
+        try:
+            if self._hash(key) != sha256:
+                raise UploadMismatch(
+                    "The joined parts do not have the authorized SHA-256; upload the file again."
+                )
+            total = sum(sizes)
+            if self.size(sha256) != total:
+                target = self.content_key(sha256)
+                self.client.copy({"Bucket": self.bucket, "Key": key}, self.bucket, target)
+        finally:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        return BlobInfo(sha256, None, total)
+
+    def abort_multipart(self, upload_id: str, store_upload_id: str) -> None:
+        try:
+            self.client.abort_multipart_upload(
+                Bucket=self.bucket, Key=self._multipart_key(upload_id), UploadId=store_upload_id
+            )
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) not in ("NoSuchUpload", *NOT_FOUND):
+                raise
+
+    def multipart_uploads(self) -> list[tuple[str, str, datetime]]:
+        found = []
+        marker = f"{self.prefix}staging/mp/"
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=marker
+        )
+        for page in pages:
+            for upload in page.get("Uploads", []):
+                upload_id = str(upload["Key"]).removeprefix(marker)
+                found.append((upload_id, str(upload["UploadId"]), upload["Initiated"]))
+        return found
 
     def download_url(self, sha256: str, *, filename: str, media_type: str, ttl: int) -> str | None:
         url: str = self.client.generate_presigned_url(

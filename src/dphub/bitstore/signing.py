@@ -62,7 +62,7 @@ class UploadSigner:
         # A key of its own, so an upload signature can never pass for a token signature.
         self._key = hmac.new(secret_key.encode(), b"dphub bitstore upload v1", "sha256").digest()
 
-    def _sign(self, message: bytes) -> str:
+    def sign(self, message: bytes) -> str:
         return hmac.new(self._key, message, "sha256").hexdigest()
 
     # presigned POST
@@ -79,7 +79,7 @@ class UploadSigner:
         policy = base64.b64encode(
             orjson.dumps({"expiration": expiration, "conditions": conditions})
         ).decode()
-        return {**fields, POLICY_FIELD: policy, SIGNATURE_FIELD: self._sign(policy.encode())}
+        return {**fields, POLICY_FIELD: policy, SIGNATURE_FIELD: self.sign(policy.encode())}
 
     def check_post_form(
         self, fields: Mapping[str, str], *, now: float | None = None
@@ -92,7 +92,7 @@ class UploadSigner:
                 f"The form lacks the '{POLICY_FIELD}' or '{SIGNATURE_FIELD}' field: send every"
                 " field of upload_query before the file."
             )
-        if not hmac.compare_digest(self._sign(policy_b64.encode()), signature):
+        if not hmac.compare_digest(self.sign(policy_b64.encode()), signature):
             raise SignatureMismatch()
         try:
             policy = orjson.loads(base64.b64decode(policy_b64, validate=True))
@@ -140,7 +140,7 @@ class UploadSigner:
     ) -> tuple[str, dict[str, str]]:
         if not grant.sha256_b64:
             raise ValueError("a presigned PUT needs the SHA-256")
-        signature = self._sign(self._put_message(grant, expires_at))
+        signature = self.sign(self._put_message(grant, expires_at))
         url = (
             f"{upload_url}/{quote(grant.key)}"
             f"?{SIZE_PARAM}={grant.size}&{EXPIRES_PARAM}={expires_at}&{SIGNATURE_PARAM}={signature}"
@@ -171,7 +171,7 @@ class UploadSigner:
             content_type=lowered.get("content-type", "application/octet-stream"),
             sha256_b64=lowered.get(SHA256_FIELD),
         )
-        expected = self._sign(self._put_message(grant, expires_at))
+        expected = self.sign(self._put_message(grant, expires_at))
         if not hmac.compare_digest(expected, signature):
             raise SignatureMismatch(
                 "The upload does not match its signed URL: key, size, content type and"
@@ -186,6 +186,53 @@ class UploadSigner:
                 received=size,
             )
         return grant
+
+
+class PartSigner:
+    """Signed URLs for the parts of a multipart upload to the hub's own endpoint."""
+
+    def __init__(self, signer: UploadSigner) -> None:
+        self._signer = signer
+
+    @staticmethod
+    def _message(upload_id: str, number: int, size: int, expires_at: int) -> bytes:
+        return f"PART\n{upload_id}\n{number}\n{size}\n{expires_at}".encode()
+
+    def url(self, base: str, upload_id: str, number: int, size: int, *, expires_at: int) -> str:
+        signature = self._signer.sign(self._message(upload_id, number, size, expires_at))
+        return (
+            f"{base}/{quote(upload_id)}/{number}"
+            f"?{SIZE_PARAM}={size}&{EXPIRES_PARAM}={expires_at}&{SIGNATURE_PARAM}={signature}"
+        )
+
+    def check(
+        self,
+        upload_id: str,
+        number: int,
+        *,
+        query: Mapping[str, str],
+        size: int | None,
+        now: float | None = None,
+    ) -> int:
+        """The part's authorized size, after checking the URL's signature, expiry and length."""
+        try:
+            expires_at = int(query[EXPIRES_PARAM])
+            signed_size = int(query[SIZE_PARAM])
+            signature = query[SIGNATURE_PARAM]
+        except (KeyError, ValueError):
+            raise SignatureMismatch("The part URL lacks its size, expiry or signature.") from None
+        expected = self._signer.sign(self._message(upload_id, number, signed_size, expires_at))
+        if not hmac.compare_digest(expected, signature):
+            raise SignatureMismatch("The part does not match its signed URL.")
+        if expires_at < (time.time() if now is None else now):
+            raise PolicyExpired()
+        if size is not None and size != signed_size:
+            raise SizeMismatch(
+                f"The part has {size} bytes but {signed_size} were authorized.",
+                expected=signed_size,
+                received=size,
+            )
+        return signed_size
 
 
 def _b64_to_hex(value: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from dphub.cli import _errors, db, serve, user
+from dphub.cli import _errors, bitstore, db, serve, user
 from dphub.cli import get as get_command
 from dphub.cli import info as info_command
 from dphub.cli import login as login_command
@@ -34,6 +34,7 @@ for module in (
     module.register(app)
 app.add_typer(user.app, name="user")
 app.add_typer(db.app, name="db")
+app.add_typer(bitstore.app, name="bitstore")
 
 
 def main() -> None:

@@ -90,6 +90,7 @@ class TransferBar:
                 transient=False,
             )
         self._tasks: dict[str, TaskID] = {}
+        self._resumed: dict[str, int] = {}
 
     def __enter__(self) -> TransferBar:
         if self._progress is not None:
@@ -112,5 +113,10 @@ class TransferBar:
             if event.bytes > 0:
                 label = f"{_PHASE_LABELS[event.phase]} {plural(event.files, 'file')}"
                 self._tasks[event.phase] = self._progress.add_task(label, total=event.bytes)
+        elif event.kind == "resume" and event.phase in self._tasks:
+            # Bytes an interrupted push already stored: the bar starts further on, and resetting
+            # the clock keeps them out of the transfer speed. Resumes come before any advance.
+            self._resumed[event.phase] = self._resumed.get(event.phase, 0) + event.bytes
+            self._progress.reset(self._tasks[event.phase], completed=self._resumed[event.phase])
         elif event.kind == "advance" and event.phase in self._tasks:
             self._progress.advance(self._tasks[event.phase], event.bytes)

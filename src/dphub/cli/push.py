@@ -45,13 +45,25 @@ def push(
         fail("Choose one of --published, --unlisted and --private.")
     findability = chosen[0] if chosen else None
     with make_client(server) as client:
-        with TransferBar() as bar:
-            result = client.push(
-                directory, owner=owner, findability=findability, progress=bar, workers=workers
+        try:
+            with TransferBar() as bar:
+                result = client.push(
+                    directory, owner=owner, findability=findability, progress=bar, workers=workers
+                )
+        except KeyboardInterrupt:
+            fail(
+                "Interrupted: no new revision was made.",
+                hint="Run the same dphub push again: it sends only what the hub does not hold yet.",
+                code=130,
             )
+        resumed = (
+            f", {human_size(result.resumed_bytes)} already there from an interrupted push"
+            if result.resumed_bytes
+            else ""
+        )
         stdout.print(
             f"{plural(len(result.uploaded_files), 'file')} uploaded"
-            f" ({human_size(result.uploaded_bytes)}),"
+            f" ({human_size(result.uploaded_bytes)} sent{resumed}),"
             f" {len(result.skipped_files)} already on the hub.",
             markup=False,
         )

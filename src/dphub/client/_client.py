@@ -144,7 +144,9 @@ class Client:
     ) -> PushResult:
         """Publish the package in ``directory`` as a new revision of ``owner/<its name>``.
 
-        Everything that can be checked locally is checked before the first request.
+        Everything that can be checked locally is checked before the first request. Large files
+        go in parts over ``workers`` connections; if a push is interrupted, running it again
+        sends only the parts storage does not hold yet.
         """
         package = LocalPackage.load(directory)
         name = package.name
@@ -170,7 +172,9 @@ class Client:
         answers = authorize(
             self._http, owner=owner, name=name, findability=findability, files=hashed
         )
-        uploaded, skipped, sent = upload_missing(
+        # A push interrupted here leaves nothing to clean up: the hub remembers unfinished large
+        # files, so the same push run again sends only their missing parts.
+        outcome = upload_missing(
             self._http,
             server=self.server,
             files=hashed,
@@ -188,11 +192,12 @@ class Client:
             revision=revision if isinstance(revision, int) else None,
             url=absolute(self.server, str(url)),
             status_url=absolute(self.server, status_url) if isinstance(status_url, str) else None,
-            uploaded_files=tuple(uploaded),
-            skipped_files=tuple(skipped),
-            uploaded_bytes=sent,
+            uploaded_files=tuple(outcome.uploaded),
+            skipped_files=tuple(outcome.skipped),
+            uploaded_bytes=outcome.sent_bytes,
             status=str(answer.get("status", "queued")),
             unchanged=answer.get("unchanged") is True,
+            resumed_bytes=outcome.resumed_bytes,
         )
 
     def revision_status(

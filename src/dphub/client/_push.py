@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -16,11 +17,12 @@ from typing import Any
 
 import httpx
 
-from dphub.client._hashing import CHUNK_SIZE, FileHashes, HashCache, read_chunks
+from dphub.client._hashing import CHUNK_SIZE, FileHashes, HashCache
 from dphub.client._http import absolute, raise_for_status
+from dphub.client._multipart import multipart_tasks, parse_plan
 from dphub.client._package import LocalFile, LocalPackage
 from dphub.client._progress import Reporter
-from dphub.client._transfer import run_parallel, with_retries
+from dphub.client._transfer import Cancelled, read_range, run_parallel, with_retries
 from dphub.datapackage import DESCRIPTOR_FILE
 from dphub.errors import DphubError, InvalidUpload
 
@@ -38,9 +40,13 @@ class PushResult:
     skipped_files: tuple[str, ...]
     """Files the hub already held with the same SHA-256: nothing was sent."""
     uploaded_bytes: int
+    """Bytes sent in this run: a resumed push counts only what it sent."""
     status: str = "queued"
     unchanged: bool = False
     """The hub found this revision identical to the latest one and kept that."""
+    resumed_bytes: int = 0
+    """Bytes of large files that storage already held, left by an earlier push that was
+    interrupted: they were not sent again."""
 
 
 @dataclass(frozen=True)
@@ -105,26 +111,74 @@ def authorize(
     return answers
 
 
+@dataclass(frozen=True)
+class UploadOutcome:
+    uploaded: list[str]
+    skipped: list[str]
+    sent_bytes: int
+    """Bytes sent in this run."""
+    resumed_bytes: int
+    """Bytes of parts storage already held from an earlier, interrupted push: not sent again."""
+
+
 def upload_missing(
-    transfer: httpx.Client,
+    client: httpx.Client,
     *,
     server: str,
     files: list[HashedFile],
     answers: dict[str, dict[str, Any]],
     workers: int,
     report: Reporter,
-) -> tuple[list[str], list[str], int]:
-    """Phase 3: send each file the hub does not hold, in parallel, biggest first.
+) -> UploadOutcome:
+    """Phase 3: send each file the hub does not hold, on ``workers`` threads, biggest work first.
 
-    Returns the uploaded paths, the skipped paths and the bytes sent.
+    A file with a ``multipart`` plan is sent part by part, its parts sharing the pool with every
+    other transfer, and completed on the hub once its last part is stored; parts storage already
+    holds are not sent again. ``client`` sends the hub token only to the hub's own origin, never
+    to object storage.
     """
     todo = [f for f in files if not answers[f.file.path].get("exists")]
     skipped = [f.file.path for f in files if answers[f.file.path].get("exists")]
     todo.sort(key=lambda f: f.hashes.size, reverse=True)
+    plans = {
+        f.file.path: parse_plan(f.file.path, answers[f.file.path]["multipart"], size=f.hashes.size)
+        for f in todo
+        if answers[f.file.path].get("multipart") is not None
+    }
     report.start("upload", total=sum(f.hashes.size for f in todo), files=len(todo))
-    tasks = [partial(_upload_one, transfer, server, f, answers[f.file.path], report) for f in todo]
-    run_parallel(tasks, workers=workers)
-    return [f.file.path for f in todo], skipped, sum(f.hashes.size for f in todo)
+    for path, plan in plans.items():
+        report.resume("upload", path, plan.resumed_bytes)
+    cancel = threading.Event()
+    work: list[tuple[int, Callable[[], None]]] = []
+    for item in todo:
+        in_parts = plans.get(item.file.path)
+        if in_parts is None:
+            answer = answers[item.file.path]
+            task = partial(_upload_one, client, server, item, answer, report, cancel)
+            work.append((item.hashes.size, task))
+        else:
+            work.extend(
+                multipart_tasks(
+                    client,
+                    server=server,
+                    file=item.file,
+                    hashes=item.hashes,
+                    plan=in_parts,
+                    report=report,
+                    cancel=cancel,
+                )
+            )
+    # Longest first keeps the pool busy to the end; the sort is stable, so a file's parts stay
+    # together and in order.
+    work.sort(key=lambda pair: pair[0], reverse=True)
+    run_parallel([task for _, task in work], workers=workers, cancel=cancel)
+    resumed = sum(plan.resumed_bytes for plan in plans.values())
+    return UploadOutcome(
+        uploaded=[f.file.path for f in todo],
+        skipped=skipped,
+        sent_bytes=sum(f.hashes.size for f in todo) - resumed,
+        resumed_bytes=resumed,
+    )
 
 
 def _upload_one(
@@ -133,6 +187,7 @@ def _upload_one(
     item: HashedFile,
     answer: dict[str, Any],
     report: Reporter,
+    cancel: threading.Event,
 ) -> None:
     file, size = item.file, item.hashes.size
     if file.absolute.stat().st_size != size:
@@ -155,7 +210,9 @@ def _upload_one(
         headers.setdefault("Content-Type", file.mimetype)
 
         def put() -> None:
-            body = _file_body(file, size, moved)
+            body = read_range(
+                file.absolute, offset=0, size=size, moved=moved, cancel=cancel, name=file.path
+            )
             response = transfer.put(absolute(server, put_url), content=body, headers=headers)
             raise_for_status(response)
 
@@ -164,7 +221,7 @@ def _upload_one(
         fields = {str(k): str(v) for k, v in (answer.get("upload_query") or {}).items()}
 
         def post() -> None:
-            with _CountingReader(file.absolute, moved) as body:
+            with _CountingReader(file.absolute, moved, cancel) as body:
                 response = transfer.post(
                     absolute(server, upload_url),
                     data=fields,
@@ -178,29 +235,17 @@ def _upload_one(
     report.done("upload", file.path, size)
 
 
-def _file_body(file: LocalFile, size: int, moved: Callable[[int], None]) -> Iterator[bytes]:
-    # Sends exactly the hashed number of bytes, so Content-Length always holds.
-    left = size
-    with file.absolute.open("rb") as raw:
-        for chunk in read_chunks(raw):
-            piece = chunk[:left]
-            left -= len(piece)
-            moved(len(piece))
-            yield piece
-            if left <= 0:
-                break
-    if left:
-        raise InvalidUpload(f"{file.path} shrank while it was being pushed; push again.")
-
-
 class _CountingReader(io.BufferedReader):
     """A file opened for reading that reports each read, for the form upload's progress."""
 
-    def __init__(self, path: Path, moved: Callable[[int], None]) -> None:
+    def __init__(self, path: Path, moved: Callable[[int], None], cancel: threading.Event) -> None:
         super().__init__(io.FileIO(path, "r"), buffer_size=CHUNK_SIZE)
         self._moved = moved
+        self._cancel = cancel
 
     def read(self, size: int | None = -1, /) -> bytes:
+        if self._cancel.is_set():
+            raise Cancelled(f"The upload of {self.name} was interrupted.")
         chunk = super().read(size)
         self._moved(len(chunk))
         return chunk

@@ -26,6 +26,7 @@ from dphub.bitstore import BitStore, BlobInfo
 from dphub.bitstore.signing import UploadGrant, hex_to_b64, md5_b64_to_hex
 from dphub.config import FINDABILITIES, Settings
 from dphub.errors import InvalidRequest, UploadSessionNotFound
+from dphub.ingest import multipart
 from dphub.metastore.models import UploadSession, UploadSessionFile
 from dphub.metastore.packages import blob_readable_by, known_md5
 from dphub.names import check_name, check_path, check_publisher_name
@@ -135,7 +136,18 @@ def authorize(
             "upload_url": target.upload_url,
             "upload_query": target.upload_query,
         }
-        if target.put_url is not None:
+        if held is None and spec.sha256 and spec.size > settings.multipart_threshold:
+            entry["multipart"] = multipart.plan(
+                db,
+                principal=principal,
+                settings=settings,
+                bitstore=bitstore,
+                sha256=spec.sha256,
+                size=spec.size,
+                content_type=spec.media_type,
+                expires_at=expires_at,
+            )
+        elif target.put_url is not None:
             entry["put_url"], entry["put_headers"] = target.put_url, target.put_headers
         answer[spec.path] = entry
     db.flush()

@@ -198,3 +198,20 @@ class UploadSessionFile(Base):
     received_at: Mapped[datetime | None]
 
     session: Mapped[UploadSession] = relationship(back_populates="files")
+
+
+class MultipartUpload(Base):
+    """A large file sent in parts straight to the store; found again by a re-run of the same push
+    (same user, same bytes), which then sends only the parts still missing."""
+
+    __tablename__ = "multipart_uploads"
+    __table_args__ = (Index("ix_multipart_uploads_lookup", "user_id", "sha256", "size"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    part_size: Mapped[int] = mapped_column(BigInteger)
+    store_upload_id: Mapped[str] = mapped_column(String(1024))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None]

@@ -82,7 +82,7 @@ async def finalize(request: Request, hub: HubDep, principal: CurrentPrincipal) -
     )
 
 
-async def _pump(request: Request, sink: Callable[[bytes], None]) -> None:
+async def pump(request: Request, sink: Callable[[bytes], None]) -> None:
     """Hand the body to a blocking ``sink`` in batches, each in a worker thread."""
     batch = bytearray()
     async for chunk in request.stream():
@@ -116,7 +116,7 @@ async def upload_form(request: Request, hub: HubDep) -> Response:
         check_key=lambda key: _check_key(hub, key),
     )
     try:
-        await _pump(request, receiver.feed)
+        await pump(request, receiver.feed)
         grant, info = await run_in_threadpool(receiver.finish)
     finally:
         receiver.abort()
@@ -141,7 +141,7 @@ async def upload_put(key: str, request: Request, hub: HubDep) -> Response:
     await run_in_threadpool(_check_key, hub, key)
     writer: BlobWriter = await run_in_threadpool(hub.bitstore.writer, expected_size=grant.size)
     try:
-        await _pump(request, writer.write)
+        await pump(request, writer.write)
         info = await run_in_threadpool(writer.commit, sha256=grant.sha256_hex)
     finally:
         writer.abort()

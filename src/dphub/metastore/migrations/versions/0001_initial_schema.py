@@ -175,8 +175,35 @@ def upgrade() -> None:
     with op.batch_alter_table("upload_session_files", schema=None) as batch_op:
         batch_op.create_index("ix_upload_session_files_sha256", ["received_sha256"], unique=False)
 
+    op.create_table(
+        "multipart_uploads",
+        sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("part_size", sa.BigInteger(), nullable=False),
+        sa.Column("store_upload_id", sa.String(length=1024), nullable=False),
+        sa.Column("created_at", dphub.metastore.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("completed_at", dphub.metastore.models.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_multipart_uploads_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_multipart_uploads")),
+    )
+    with op.batch_alter_table("multipart_uploads", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_multipart_uploads_lookup", ["user_id", "sha256", "size"], unique=False
+        )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("multipart_uploads", schema=None) as batch_op:
+        batch_op.drop_index("ix_multipart_uploads_lookup")
+
+    op.drop_table("multipart_uploads")
     with op.batch_alter_table("upload_session_files", schema=None) as batch_op:
         batch_op.drop_index("ix_upload_session_files_sha256")
 
