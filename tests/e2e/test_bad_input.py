@@ -362,3 +362,27 @@ def test_odd_revision_references_are_404(publisher: Publisher, tmp_path: Path) -
             assert error_code(answer) == "revision-not-found", url
     assert fetch(f"{api}/revisions/latest").json()["revision"] == 1
     assert fetch(f"{raw}/v/successful/r/0.csv").content == CSV
+
+
+def test_md5_only_upload_of_other_bytes_is_409_at_finalize(publisher: Publisher) -> None:
+    """An old client's upload (MD5 only) of other bytes: the hub's endpoint refuses it at once,
+    an S3 store (which does not check MD5 in forms) takes it, and finalize then refuses it. Either
+    way finalize answers 409 naming the file, and nothing becomes visible."""
+    meta = descriptor_bytes("md5only")
+    with publisher.client() as client:
+        granted = authorize(
+            client,
+            publisher.username,
+            "md5only",
+            {"datapackage.json": meta, "data.csv": CSV},
+            sha256=False,
+        )
+        assert post_form(granted["datapackage.json"], meta).status_code == 204
+        sent = post_form(granted["data.csv"], b"a,b\n9,9\n")
+        assert sent.status_code == (400 if publisher.hub.kind == "embedded" else 204)
+        answer = finalize(client, granted["datapackage.json"])
+        assert answer.status_code == 409
+        error = answer.json()["error"]
+        assert error["code"] in ("upload-incomplete", "upload-mismatch")
+        assert "data.csv" in error["message"]
+        assert client.get(f"/api/package/{publisher.username}/md5only").status_code == 404
