@@ -97,7 +97,11 @@ class HubServer:
 
 
 def start_hub(
-    root: Path, extra_env: dict[str, str] | None = None, *, kind: str = "embedded"
+    root: Path,
+    extra_env: dict[str, str] | None = None,
+    *,
+    kind: str = "embedded",
+    serve_args: tuple[str, ...] = (),
 ) -> HubServer:
     port = free_port()
     data_dir = root / "data"
@@ -120,6 +124,7 @@ def start_hub(
                 str(port),
                 "--data-dir",
                 str(data_dir),
+                *serve_args,
             ],
             env=env,
             stdout=out,
@@ -172,7 +177,14 @@ def hub(
             "DPHUB_DATABASE_URL": postgres.create_database(),
             **s3.storage_env(s3.create_bucket(), prefix="hub"),
         }
-    server = start_hub(tmp_path_factory.mktemp(f"hub-{request.param}"), extra, kind=request.param)
+    # The scale setup runs two worker processes behind one port: every test also checks that no
+    # request depends on state kept in one process's memory.
+    server = start_hub(
+        tmp_path_factory.mktemp(f"hub-{request.param}"),
+        extra,
+        kind=request.param,
+        serve_args=("--workers", "2") if request.param == "scale" else (),
+    )
     yield server
     stop_hub(server)
 

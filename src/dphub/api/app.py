@@ -10,16 +10,16 @@ from fastapi import FastAPI
 import dphub
 from dphub.api import errors
 from dphub.api.routes import auth, files, multipart, packages, publish, root
-from dphub.config import Settings
+from dphub.config import Settings, load_settings
 from dphub.hub import Hub, open_hub
 
 
-def create_app(settings: Settings, *, hub: Hub | None = None) -> FastAPI:
+def create_app(settings: Settings, *, hub: Hub | None = None, migrate: bool = True) -> FastAPI:
     """Build the app; the hub (database, bitstore) opens when the app starts."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        opened = hub or open_hub(settings)
+        opened = hub or open_hub(settings, migrate=migrate)
         app.state.hub = opened
         try:
             yield
@@ -44,3 +44,9 @@ def create_app(settings: Settings, *, hub: Hub | None = None) -> FastAPI:
     app.include_router(packages.router)
     app.include_router(files.router)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one of several worker processes: settings from ``DPHUB_*``, schema already
+    migrated by the process that started them."""
+    return create_app(load_settings(), migrate=False)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import secrets
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -28,6 +29,9 @@ def serve(
     demo: Annotated[
         bool, typer.Option("--demo", help="Create a 'demo' publisher and print its credentials.")
     ] = False,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes serving the port (they share no state).")
+    ] = 1,
 ) -> None:
     """Start the hub: the API, the bitstore endpoint and the read routes on one port."""
     import uvicorn
@@ -50,14 +54,21 @@ def serve(
     if demo:
         _demo_publisher(hub, settings.base_url)
     out.print(f"dphub {settings.base_url}  (data: {hub.settings.data_dir})")
-    uvicorn.run(
-        create_app(hub.settings, hub=hub),
-        host=host,
-        port=port,
-        log_config=log_config(settings.log_level),
-        proxy_headers=True,
-        server_header=False,
-    )
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_config": log_config(settings.log_level),
+        "proxy_headers": True,
+        "server_header": False,
+    }
+    if workers == 1:
+        uvicorn.run(create_app(hub.settings, hub=hub), **options)
+        return
+    # Each worker builds its own app from the environment; the schema is migrated (above) once.
+    hub.close()
+    os.environ["DPHUB_DATA_DIR"] = str(hub.settings.data_dir)
+    os.environ["DPHUB_BASE_URL"] = hub.settings.base_url
+    uvicorn.run("dphub.api.app:app_from_environment", factory=True, workers=workers, **options)
 
 
 def _demo_publisher(hub: object, base_url: str) -> None:

@@ -147,7 +147,13 @@ def multipart_tasks(
     part, the one finishing last also completing the upload (a lone task when no part is
     missing, weighed as the whole file since the hub then reads it all back)."""
     finish = partial(
-        complete_upload, client, server=server, path=file.path, hashes=hashes, plan=plan
+        complete_upload,
+        client,
+        server=server,
+        path=file.path,
+        hashes=hashes,
+        plan=plan,
+        cancel=cancel,
     )
 
     def complete_only() -> None:
@@ -214,11 +220,17 @@ def put_part(
                 f" of {file.path}, not 200 or 204."
             )
 
-    with_retries(put, on_retry=lambda: moved(-sent))
+    with_retries(put, on_retry=lambda: moved(-sent), cancel=cancel)
 
 
 def complete_upload(
-    client: httpx.Client, *, server: str, path: str, hashes: FileHashes, plan: MultipartPlan
+    client: httpx.Client,
+    *,
+    server: str,
+    path: str,
+    hashes: FileHashes,
+    plan: MultipartPlan,
+    cancel: threading.Event | None = None,
 ) -> None:
     """Ask the hub to assemble the parts; it checks the whole file's SHA-256 before answering.
 
@@ -229,7 +241,7 @@ def complete_upload(
     def post() -> httpx.Response:
         return client.post(absolute(server, plan.complete_url), json={}, timeout=timeout)
 
-    response = with_retries(post)
+    response = with_retries(post, cancel=cancel)
     raise_for_status(response)
     try:
         answer = response.json()

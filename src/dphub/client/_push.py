@@ -216,7 +216,7 @@ def _upload_one(
             response = transfer.put(absolute(server, put_url), content=body, headers=headers)
             raise_for_status(response)
 
-        with_retries(put, on_retry=rewind)
+        with_retries(put, on_retry=rewind, cancel=cancel)
     elif isinstance(upload_url, str) and upload_url:
         fields = {str(k): str(v) for k, v in (answer.get("upload_query") or {}).items()}
 
@@ -229,7 +229,7 @@ def _upload_one(
                 )
             raise_for_status(response)
 
-        with_retries(post, on_retry=rewind)
+        with_retries(post, on_retry=rewind, cancel=cancel)
     else:
         raise DphubError(f"The hub gave no upload URL for {file.path}.")
     report.done("upload", file.path, size)

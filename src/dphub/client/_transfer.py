@@ -58,22 +58,33 @@ def run_parallel(
         return [f.result() for f in futures]
 
 
-def with_retries(action: Callable[[], T], *, on_retry: Callable[[], None] | None = None) -> T:
+def with_retries(
+    action: Callable[[], T],
+    *,
+    on_retry: Callable[[], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> T:
     """Run ``action``, again up to ``RETRIES`` times when the connection fails midway.
 
     Only transport failures are retried: an HTTP error answer is a decision, not an accident.
     Every transfer dphub retries is idempotent (content-addressed upload, a part of a multipart
-    upload, download to a temp file).
+    upload, download to a temp file). Once ``cancel`` is set, no attempt starts.
     """
     for attempt in range(RETRIES + 1):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("The transfer was interrupted.")
         try:
             return action()
         except httpx.TransportError:
-            if attempt == RETRIES:
+            if attempt == RETRIES or (cancel is not None and cancel.is_set()):
                 raise
             if on_retry is not None:
                 on_retry()
-            time.sleep(RETRY_DELAY * (attempt + 1))
+            delay = RETRY_DELAY * (attempt + 1)
+            if cancel is not None:
+                cancel.wait(delay)
+            else:
+                time.sleep(delay)
     raise AssertionError("unreachable")
 
 
