@@ -34,8 +34,7 @@ import pytest
 from rich.console import Console
 
 from dphub.cli._hub import TransferBar
-from dphub.client import Client, DphubError, HashCache, ProgressEvent, PushResult
-from dphub.client import _transfer
+from dphub.client import Client, DphubError, HashCache, ProgressEvent, PushResult, _transfer
 from dphub.client._multipart import parse_plan
 from dphub.errors import SignatureMismatch, UploadMismatch
 
@@ -478,21 +477,22 @@ def test_large_files_go_in_parts_and_are_completed_on_the_hub(
 
     # The token goes to the hub only; the part's signed headers and exact length reach the store.
     parts = [s for s in fake.seen if s.path.startswith("/parts/")]
-    assert parts and all(s.role == "store" and s.authorization is None for s in parts)
+    assert parts
+    assert all(s.role == "store" and s.authorization is None for s in parts)
     assert all(s.headers["x-fake-part"] == s.path.split("/")[-1] for s in parts)
     completes = [s for s in fake.seen if s.path.endswith("/complete")]
     assert [s.role for s in completes] == ["hub", "hub"]
     assert all(s.authorization == f"Bearer {TOKEN}" for s in completes)
 
     # Progress: every byte once, in chunks of at most 1 MiB, each file done after its bytes.
-    upload = upload_events(events)
-    assert upload[0].kind == "start"
-    assert upload[0].bytes == result.uploaded_bytes
-    assert not [e for e in upload if e.kind == "resume"]
+    phase = upload_events(events)
+    assert phase[0].kind == "start"
+    assert phase[0].bytes == result.uploaded_bytes
+    assert not [e for e in phase if e.kind == "resume"]
     for path, data in (("big.bin", big), ("even.bin", even), ("small.csv", small)):
-        assert moved(upload, path) == len(data)
-        assert [e.bytes for e in upload if e.kind == "done" and e.path == path] == [len(data)]
-    assert max(e.bytes for e in upload if e.kind == "advance") <= 1024 * 1024
+        assert moved(phase, path) == len(data)
+        assert [e.bytes for e in phase if e.kind == "done" and e.path == path] == [len(data)]
+    assert max(e.bytes for e in phase if e.kind == "advance") <= 1024 * 1024
 
 
 def _descriptor_size(root: Path) -> int:
@@ -521,9 +521,7 @@ def test_parts_the_store_already_holds_are_not_sent_again(tmp_path: Path, fake: 
     assert moved(upload_phase, "big.bin") == len(big)
 
 
-def test_a_file_whose_parts_are_all_stored_is_only_completed(
-    tmp_path: Path, fake: FakeHub
-) -> None:
+def test_a_file_whose_parts_are_all_stored_is_only_completed(tmp_path: Path, fake: FakeHub) -> None:
     big = random_bytes(BIG)
     root = make_package(tmp_path / "pkg", {"big.bin": big})
     upload = fake.seed(big, set(range(1, 6)))
@@ -582,7 +580,8 @@ def test_a_lost_network_fails_the_push_and_the_next_push_sends_only_the_rest(
     upload = fake.upload_of(big)
     assert sorted(upload.parts) == [1, 2]
     assert fake.part_requests[3] == 1 + _transfer.RETRIES
-    assert fake.completes == [] and fake.finalized == 0
+    assert fake.completes == []
+    assert fake.finalized == 0
     fake.outage_after = None
     fake.part_sends.clear()
     events: list[ProgressEvent] = []
@@ -650,7 +649,7 @@ def test_a_complete_answer_naming_other_bytes_raises_upload_mismatch(
 ) -> None:
     root = make_package(tmp_path / "pkg", {"big.bin": random_bytes(BIG)})
     fake.complete_says = "0" * 64
-    with pytest.raises(UploadMismatch, match="big.bin") as caught:
+    with pytest.raises(UploadMismatch, match=r"big\.bin") as caught:
         push(fake, root)
     assert caught.value.details["path"] == "big.bin"
     assert fake.finalized == 0
@@ -713,9 +712,7 @@ def test_a_killed_push_resumes_where_it_stopped(tmp_path: Path, fake: FakeHub) -
     assert result.uploaded_bytes == len(big) - resumed + _descriptor_size(root)
 
 
-def test_ctrl_c_stops_the_push_at_once_and_the_rerun_resumes(
-    tmp_path: Path, fake: FakeHub
-) -> None:
+def test_ctrl_c_stops_the_push_at_once_and_the_rerun_resumes(tmp_path: Path, fake: FakeHub) -> None:
     big = random_bytes(BIG)
     root = make_package(tmp_path / "pkg", {"big.bin": big})
     fake.gate_after = 1
@@ -731,7 +728,7 @@ def test_ctrl_c_stops_the_push_at_once_and_the_rerun_resumes(
         assert child.poll() is None
         requests = sum(fake.part_requests.values())
         child.send_signal(signal.SIGINT)
-        time.sleep(0.5)  # the interrupt is handled while both parts are still in flight
+        time.sleep(1.0)  # the interrupt is handled while both parts are still in flight
         fake.gate.set()
         _, stderr = child.communicate(timeout=20)
     finally:
@@ -745,7 +742,8 @@ def test_ctrl_c_stops_the_push_at_once_and_the_rerun_resumes(
     stored = set(upload.parts)
     # Nothing started after Ctrl-C: no queued part, and no retry of the two that were cut off.
     assert sum(fake.part_requests.values()) == requests == len(stored) + 2
-    assert fake.completes == [] and fake.finalized == 0
+    assert fake.completes == []
+    assert fake.finalized == 0
     fake.gate_after = None
     fake.part_sends.clear()
 

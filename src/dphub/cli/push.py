@@ -32,7 +32,7 @@ def push(
     private: Annotated[bool, typer.Option("--private", help="Readable by members only.")] = False,
     server: ServerOption = None,
     workers: Annotated[
-        int, typer.Option("--workers", min=1, max=32, help="Files uploaded at once.")
+        int, typer.Option("--workers", min=1, max=32, help="Files or parts uploaded at once.")
     ] = 4,
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait until the hub has processed the revision.")
