@@ -6,7 +6,6 @@ POST form protocol of S3 and a presigned PUT, and writes here as the bytes arriv
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import secrets
@@ -14,8 +13,9 @@ import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
+from dphub.bitstore._writer import SpoolingWriter
 from dphub.bitstore.interfaces import BlobInfo, PartTarget, UploadTarget
 from dphub.bitstore.signing import PartSigner, UploadGrant, UploadSigner
 from dphub.errors import (
@@ -39,67 +39,21 @@ def blob_relpath(sha256: str) -> str:
     return f"sha256/{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
 
-class LocalBlobWriter:
+class LocalBlobWriter(SpoolingWriter):
     def __init__(self, store: LocalBitStore, expected_size: int, md5: bool) -> None:
         self._store = store
-        self._expected = expected_size
         self._tmp = store.root / "tmp" / f"{secrets.token_hex(16)}.part"
-        self._file: BinaryIO | None = open(self._tmp, "xb")  # noqa: SIM115 - closed by commit/abort
-        self._sha256 = hashlib.sha256()
-        self._md5 = hashlib.md5(usedforsecurity=False) if md5 else None
-        self._size = 0
+        super().__init__(open(self._tmp, "xb"), expected_size, md5)  # noqa: SIM115
 
-    @property
-    def size(self) -> int:
-        return self._size
+    def _publish(self, spool: IO[bytes], info: BlobInfo) -> None:
+        spool.flush()
+        os.fsync(spool.fileno())
+        spool.close()
+        target = self._store.root / blob_relpath(info.sha256)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._tmp, target)
 
-    def write(self, data: bytes) -> None:
-        assert self._file is not None, "write after commit or abort"
-        self._size += len(data)
-        if self._size > self._expected:
-            self.abort()
-            raise SizeMismatch(
-                f"More bytes arrived than the {self._expected} that were authorized.",
-                expected=self._expected,
-            )
-        self._sha256.update(data)
-        if self._md5 is not None:
-            self._md5.update(data)
-        self._file.write(data)
-
-    def commit(self, *, md5: str | None = None, sha256: str | None = None) -> BlobInfo:
-        assert self._file is not None, "commit after commit or abort"
-        digest = self._md5.hexdigest() if self._md5 is not None else None
-        info = BlobInfo(self._sha256.hexdigest(), digest, self._size)
-        try:
-            if info.size != self._expected:
-                raise SizeMismatch(
-                    f"{info.size} bytes arrived but {self._expected} were authorized.",
-                    expected=self._expected,
-                    received=info.size,
-                )
-            if md5 is not None and info.md5 is None:
-                raise ValueError("an MD5 check needs a writer made with md5=True")
-            if md5 is not None and md5 != info.md5:
-                raise ChecksumMismatch("The uploaded bytes do not match the authorized MD5.")
-            if sha256 is not None and sha256 != info.sha256:
-                raise ChecksumMismatch("The uploaded bytes do not match the authorized SHA-256.")
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-            self._file = None
-            target = self._store.root / blob_relpath(info.sha256)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self._tmp, target)
-        except BaseException:
-            self.abort()
-            raise
-        return info
-
-    def abort(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+    def _discard(self) -> None:
         self._tmp.unlink(missing_ok=True)
 
 

@@ -22,15 +22,14 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from dphub.bitstore._writer import SpoolingWriter
 from dphub.bitstore.interfaces import BlobInfo, PartTarget, UploadTarget
 from dphub.bitstore.local import blob_relpath
 from dphub.bitstore.signing import SHA256_FIELD, UploadGrant
 from dphub.config import Settings
 from dphub.errors import (
-    ChecksumMismatch,
     ConfigurationError,
     NotFound,
-    SizeMismatch,
     UploadIncomplete,
     UploadMismatch,
 )
@@ -64,63 +63,20 @@ def whole_sha256(head: dict[str, Any]) -> str | None:
     return str(stored)
 
 
-class S3BlobWriter:
+class S3BlobWriter(SpoolingWriter):
     """Spools to a local temporary file while hashing, then puts the verified blob in the store."""
 
     def __init__(self, store: S3BitStore, expected_size: int, md5: bool) -> None:
         self._store = store
-        self._expected = expected_size
-        self._file: IO[bytes] | None = tempfile.TemporaryFile()  # noqa: SIM115 - closed by commit/abort
-        self._sha256 = hashlib.sha256()
-        self._md5 = hashlib.md5(usedforsecurity=False) if md5 else None
-        self._size = 0
+        super().__init__(tempfile.TemporaryFile(), expected_size, md5)  # noqa: SIM115
 
-    @property
-    def size(self) -> int:
-        return self._size
-
-    def write(self, data: bytes) -> None:
-        assert self._file is not None, "write after commit or abort"
-        self._size += len(data)
-        if self._size > self._expected:
-            self.abort()
-            raise SizeMismatch(
-                f"More bytes arrived than the {self._expected} that were authorized.",
-                expected=self._expected,
-            )
-        self._sha256.update(data)
-        if self._md5 is not None:
-            self._md5.update(data)
-        self._file.write(data)
-
-    def commit(self, *, md5: str | None = None, sha256: str | None = None) -> BlobInfo:
-        assert self._file is not None, "commit after commit or abort"
-        digest = self._md5.hexdigest() if self._md5 is not None else None
-        info = BlobInfo(self._sha256.hexdigest(), digest, self._size)
+    def _publish(self, spool: IO[bytes], info: BlobInfo) -> None:
         try:
-            if info.size != self._expected:
-                raise SizeMismatch(
-                    f"{info.size} bytes arrived but {self._expected} were authorized.",
-                    expected=self._expected,
-                    received=info.size,
-                )
-            if md5 is not None and info.md5 is None:
-                raise ValueError("an MD5 check needs a writer made with md5=True")
-            if md5 is not None and md5 != info.md5:
-                raise ChecksumMismatch("The uploaded bytes do not match the authorized MD5.")
-            if sha256 is not None and sha256 != info.sha256:
-                raise ChecksumMismatch("The uploaded bytes do not match the authorized SHA-256.")
             if self._store.size(info.sha256) != info.size:
-                self._file.seek(0)
-                self._store.put(info.sha256, info.size, self._file)
+                spool.seek(0)
+                self._store.put(info.sha256, info.size, spool)
         finally:
-            self.abort()
-        return info
-
-    def abort(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+            spool.close()
 
 
 class S3BitStore:
