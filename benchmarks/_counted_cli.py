@@ -47,8 +47,8 @@ def count_socket_sends(counter: Path) -> None:
         original_sendall(self, data, *args)
         add(memoryview(data).nbytes)
 
-    socket.socket.send = send  # type: ignore[method-assign]
-    socket.socket.sendall = sendall  # type: ignore[method-assign]
+    socket.socket.send = send  # type: ignore[method-assign,assignment]
+    socket.socket.sendall = sendall  # type: ignore[method-assign,assignment]
 
 
 def record_push_result(report: Path) -> None:
@@ -71,7 +71,7 @@ def record_push_result(report: Path) -> None:
         )
         return result
 
-    _client.Client.push = push  # type: ignore[method-assign]
+    _client.Client.push = push
 
 
 def main() -> None:
