@@ -78,6 +78,24 @@ class HubServer:
     env: dict[str, str] = field(default_factory=dict)
     kind: str = "embedded"
     """``embedded`` (SQLite, blobs on disk) or ``scale`` (PostgreSQL, S3 on SeaweedFS)."""
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    """``dphub worker`` processes beside the server (the embedded hub processes in-process)."""
+
+    def wait_processed(
+        self, owner: str, name: str, revision: int | str = "latest", timeout: float = 60
+    ) -> dict[str, Any]:
+        """Poll a revision's status until processing ends; returns the last status."""
+        deadline = time.monotonic() + timeout
+        while True:
+            answer = httpx.get(
+                f"{self.url}/api/package/{owner}/{name}/revisions/{revision}", timeout=30
+            )
+            status: dict[str, Any] = answer.json()
+            if status.get("state") in ("SUCCEEDED", "FAILED"):
+                return status
+            if time.monotonic() > deadline:
+                raise AssertionError(f"revision not processed in {timeout} s: {status}")
+            time.sleep(0.1)
 
     def client(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -102,6 +120,7 @@ def start_hub(
     *,
     kind: str = "embedded",
     serve_args: tuple[str, ...] = (),
+    workers: int = 0,
 ) -> HubServer:
     port = free_port()
     data_dir = root / "data"
@@ -111,6 +130,7 @@ def start_hub(
     env.update(
         DPHUB_MULTIPART_THRESHOLD=str(8 * 1024 * 1024),
         DPHUB_MULTIPART_PART_SIZE=str(5 * 1024 * 1024),
+        DPHUB_QUERY_TIMEOUT="2",
     )
     env.update(extra_env or {})
     with open(log, "wb") as out:
@@ -138,6 +158,8 @@ def start_hub(
             raise RuntimeError(f"dphub serve exited early:\n{server.log_text()}")
         try:
             if httpx.get(f"{url}/api/auth/check", timeout=2).status_code == 200:
+                for index in range(workers):
+                    server.workers.append(start_worker(server, root / f"worker-{index}.log"))
                 return server
         except httpx.TransportError:
             pass
@@ -147,13 +169,26 @@ def start_hub(
         time.sleep(0.1)
 
 
+def start_worker(server: HubServer, log: Path) -> subprocess.Popen[bytes]:
+    """A ``dphub worker`` process on the hub's metastore, datastore and bitstore."""
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "dphub", "worker", "--data-dir", str(server.data_dir)],
+            env=server.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
 def stop_hub(server: HubServer) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
+    for process in [*server.workers, server.process]:
+        process.terminate()
+    for process in [*server.workers, server.process]:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -177,13 +212,14 @@ def hub(
             "DPHUB_DATABASE_URL": postgres.create_database(),
             **s3.storage_env(s3.create_bucket(), prefix="hub"),
         }
-    # The scale setup runs two worker processes behind one port: every test also checks that no
-    # request depends on state kept in one process's memory.
+    # The scale setup runs two API processes behind one port and two `dphub worker` processes:
+    # every test also checks that no request depends on state kept in one process's memory.
     server = start_hub(
         tmp_path_factory.mktemp(f"hub-{request.param}"),
         extra,
         kind=request.param,
         serve_args=("--workers", "2") if request.param == "scale" else (),
+        workers=2 if request.param == "scale" else 0,
     )
     yield server
     stop_hub(server)

@@ -84,6 +84,17 @@ class Settings:
         16 * 1024 * 1024, "Size of each part of a multipart upload, in bytes (at least 5 MiB)."
     )
     log_level: str = _setting("info", "Log level of the server: debug, info, warning, error.")
+    datastore_url: str = _setting(
+        "",
+        "Where tables are loaded: 'duckdb' (files in the data dir) or a postgresql:// URL;"
+        " default: the metastore's PostgreSQL when it has one, else duckdb.",
+    )
+    query_timeout: float = _setting(5.0, "Longest a datastore query may run, in seconds.")
+    query_max_rows: int = _setting(32000, "Most rows one datastore query answers.")
+    job_timeout: int = _setting(
+        60, "Seconds without a heartbeat after which a job is given to another worker."
+    )
+    job_attempts: int = _setting(3, "How many times a revision is processed before it fails.")
 
     @property
     def development(self) -> bool:
@@ -92,6 +103,14 @@ class Settings:
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'metastore.db'}"
+
+    @property
+    def resolved_datastore_url(self) -> str:
+        if self.datastore_url:
+            return self.datastore_url
+        if self.resolved_database_url.startswith("postgresql"):
+            return self.resolved_database_url
+        return "duckdb"
 
     @property
     def blob_dir(self) -> Path:
@@ -113,6 +132,13 @@ def _convert(name: str, raw: str, kind: Any) -> Any:
         except ValueError:
             raise ConfigurationError(
                 f"DPHUB_{name.upper()} must be a whole number, not {raw!r}."
+            ) from None
+    if kind in (float, "float"):
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigurationError(
+                f"DPHUB_{name.upper()} must be a number, not {raw!r}."
             ) from None
     if kind in (Path, "Path"):
         return Path(raw).expanduser()
@@ -151,6 +177,9 @@ def _check(settings: Settings) -> None:
         raise ConfigurationError("DPHUB_STORAGE_URL must look like s3://BUCKET[/PREFIX].")
     if settings.s3_addressing_style not in ("", "path", "virtual"):
         raise ConfigurationError("DPHUB_S3_ADDRESSING_STYLE must be 'path' or 'virtual'.")
+    url = settings.datastore_url
+    if url and url != "duckdb" and not url.startswith(("postgresql://", "postgresql+psycopg://")):
+        raise ConfigurationError("DPHUB_DATASTORE_URL must be 'duckdb' or a postgresql:// URL.")
     if settings.multipart_part_size < 5 * 1024 * 1024:
         raise ConfigurationError("DPHUB_MULTIPART_PART_SIZE must be at least 5 MiB (5242880).")
     for name in (
@@ -161,6 +190,10 @@ def _check(settings: Settings) -> None:
         "session_ttl",
         "max_descriptor_bytes",
         "max_upload_bytes",
+        "query_timeout",
+        "query_max_rows",
+        "job_timeout",
+        "job_attempts",
     ):
         if getattr(settings, name) <= 0:
             raise ConfigurationError(f"DPHUB_{name.upper()} must be positive.")

@@ -74,6 +74,11 @@ class ChecksumMismatch(InvalidUpload):
     default_message = "The uploaded bytes do not match the checksum that was authorized."
 
 
+class InvalidQuery(InvalidRequest):
+    code = "invalid-query"
+    default_message = "The query is not one the datastore accepts."
+
+
 # 401 and 403: who you are and what you may do
 
 
@@ -139,9 +144,20 @@ class ResourceNotFound(NotFound):
     default_message = "No such resource or file in this package."
 
 
+class TableNotFound(NotFound):
+    code = "table-not-found"
+    default_message = "No datastore table answers to this resource id."
+
+
 class UploadSessionNotFound(NotFound):
     code = "upload-session-not-found"
     default_message = "No open upload session matches this URL: authorize the upload again."
+
+
+class QueryTimeout(DphubError):
+    code = "query-timeout"
+    status = 408
+    default_message = "The query ran longer than the datastore allows; narrow it down."
 
 
 # 409 and friends: the state does not allow it
@@ -161,6 +177,11 @@ class UploadIncomplete(Conflict):
 class UploadMismatch(Conflict):
     code = "upload-mismatch"
     default_message = "A stored upload does not match the size or checksum that was authorized."
+
+
+class NotProcessed(Conflict):
+    code = "not-processed"
+    default_message = "This revision has not been processed successfully."
 
 
 class AlreadyExists(Conflict):

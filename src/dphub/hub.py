@@ -1,6 +1,6 @@
-"""The hub's services wired together from one Settings: metastore, bitstore, signer.
+"""The hub's services wired together from one Settings: metastore, bitstore, datastore, signer.
 
-The web app, the CLI's server commands and (later) workers all start from :func:`open_hub`.
+The web app, the CLI's server commands and the workers all start from :func:`open_hub`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dphub.bitstore import BitStore, open_bitstore
 from dphub.bitstore.signing import UploadSigner
 from dphub.config import Settings, ensure_data_dir
+from dphub.datastore import Datastore, open_datastore
 from dphub.metastore.db import make_engine, make_sessionmaker, upgrade
 
 
@@ -23,9 +24,13 @@ class Hub:
     sessions: sessionmaker[Session]
     bitstore: BitStore
     signer: UploadSigner
+    datastore: Datastore
 
     def close(self) -> None:
         self.engine.dispose()
+        engine = getattr(self.datastore, "engine", None)
+        if engine is not None and engine is not self.engine:
+            engine.dispose()
 
 
 def open_hub(settings: Settings, *, migrate: bool = True) -> Hub:
@@ -40,4 +45,5 @@ def open_hub(settings: Settings, *, migrate: bool = True) -> Hub:
         sessions=make_sessionmaker(engine),
         bitstore=open_bitstore(settings, signer),
         signer=signer,
+        datastore=open_datastore(settings),
     )

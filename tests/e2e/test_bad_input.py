@@ -55,8 +55,21 @@ def post_form(entry: dict[str, Any], data: bytes, **changes: str) -> httpx.Respo
 
 
 def finalize(client: httpx.Client, entry: dict[str, Any]) -> httpx.Response:
+    """Finalize, then wait until the new revision is processed (and so served)."""
     url = entry["upload_url"] + "/" + entry["upload_query"]["key"]
-    return client.post("/api/package/upload", json={"datapackage": url})
+    answer = client.post("/api/package/upload", json={"datapackage": url})
+    if answer.status_code == 200:
+        wait_processed(client, str(answer.json()["status_url"]))
+    return answer
+
+
+def wait_processed(client: httpx.Client, status_url: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        status: dict[str, Any] = client.get(status_url).json()
+        if status.get("state") in ("SUCCEEDED", "FAILED") or time.monotonic() > deadline:
+            return status
+        time.sleep(0.1)
 
 
 def error_code(answer: httpx.Response) -> str:

@@ -76,7 +76,12 @@ def test_push_then_read_everything_back(publisher: Publisher, tmp_path: Path) ->
     empty = fetch(f"{base}/r/empty.csv")
     assert empty.status_code == 200
     assert empty.content == b""
-    assert fetch(f"{base}/r/cities.json").json()["error"]["code"] == "resource-not-found"
+    # processing derived a JSON copy of the table; other extensions name nothing
+    assert fetch(f"{base}/r/cities.json").json() == [
+        {"city": "Paris", "population": 2102650},
+        {"city": "Lyon", "population": 522250},
+    ]
+    assert fetch(f"{base}/r/cities.xml").json()["error"]["code"] == "resource-not-found"
     listed = fetch(f"{publisher.hub.url}/api/package/{publisher.username}").json()
     assert listed == {"data": ["cities"]}
 

@@ -107,7 +107,7 @@ def test_original_client_publishes_unchanged(hub: HubServer, publisher: Publishe
         f"/api/package/{publisher.username}/{name}/revisions/1"
     )
 
-    status = fetch(str(final["status_url"])).json()
+    status = hub.wait_processed(publisher.username, name, 1)
     assert status["state"] == "SUCCEEDED"
     assert set(status) >= {"state", "pipelines", "errors", "stats", "created", "modified"}
 

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 import dphub
 from dphub.api import errors
-from dphub.api.routes import auth, files, multipart, packages, publish, root
+from dphub.api.routes import auth, datastore, files, multipart, packages, publish, root
 from dphub.config import Settings, load_settings
 from dphub.hub import Hub, open_hub
 
@@ -42,6 +42,7 @@ def create_app(settings: Settings, *, hub: Hub | None = None, migrate: bool = Tr
     app.include_router(publish.router)
     app.include_router(multipart.router)
     app.include_router(packages.router)
+    app.include_router(datastore.router)
     app.include_router(files.router)
     return app
 

@@ -6,12 +6,19 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dphub.auth.permissions import Action, PackageRef, require
 from dphub.auth.principal import Principal
-from dphub.errors import PackageNotFound, ResourceNotFound
-from dphub.metastore.models import Package, Revision, RevisionFile
+from dphub.errors import InvalidQuery, PackageNotFound, ResourceNotFound, TableNotFound
+from dphub.metastore.models import (
+    DatastoreTable,
+    Package,
+    Revision,
+    RevisionFile,
+    RevisionOutput,
+)
 from dphub.metastore.packages import find_package, get_revision
 from dphub.names import is_valid_name
 
@@ -21,6 +28,8 @@ class Located:
     package: Package
     revision: Revision
     files: dict[str, RevisionFile]
+    outputs: dict[str, RevisionOutput]
+    """What processing derived from the revision, by name (``<resource>_csv``, ``datapackage_zip``)."""
 
 
 def locate(
@@ -38,7 +47,10 @@ def locate(
         raise PackageNotFound()
     require(principal, Action.PACKAGE_READ, PackageRef(owner, name, package.findability))
     revision = get_revision(db, package, ref)
-    return Located(package, revision, {f.path: f for f in revision.files})
+    outputs = db.scalars(select(RevisionOutput).where(RevisionOutput.revision_id == revision.id))
+    return Located(
+        package, revision, {f.path: f for f in revision.files}, {o.name: o for o in outputs}
+    )
 
 
 def package_url(base: str, owner: str, name: str) -> str:
@@ -83,8 +95,53 @@ def public_descriptor(base: str, located: Located) -> dict[str, Any]:
         elif isinstance(path, list):
             resource["path"] = [file_url(base, located, p) if _is_local(p) else p for p in path]
         resources.append(resource)
+    resources.extend(derived_resources(base, located))
     descriptor["resources"] = resources
     return descriptor
+
+
+OUTPUT_EXTENSIONS = {"csv": "csv", "json": "json", "zip": "zip", "preview": "json"}
+
+
+def output_leaf(output: RevisionOutput) -> str:
+    return f"{output.name}.{OUTPUT_EXTENSIONS.get(output.kind, 'bin')}"
+
+
+def derived_resources(base: str, located: Located) -> list[dict[str, Any]]:
+    """Processing's files as Data Package resources, each saying what it was derived from."""
+    names = {
+        i: r.get("name") or str(i)
+        for i, r in enumerate(located.revision.descriptor.get("resources") or [])
+    }
+    entries = []
+    for output in located.outputs.values():
+        if output.kind == "preview":
+            continue
+        entry: dict[str, Any] = {
+            "name": output.name,
+            "path": f"{revision_url(base, located)}/r/{quote(output_leaf(output))}",
+            "format": output.kind,
+            "mediatype": output.media_type,
+            "bytes": output.size,
+            "hash": f"sha256:{output.sha256}",
+            "dphub": {"type": f"derived/{output.kind}"},
+        }
+        if output.resource_index is not None:
+            entry["dphub"]["derivedFrom"] = [names.get(output.resource_index)]
+        entries.append(entry)
+    return entries
+
+
+def find_output(located: Located, leaf: str) -> RevisionOutput | None:
+    """A derived file by ``<name>.<ext>``, or ``<resource>.csv|json`` for a resource stored in
+    another format."""
+    for output in located.outputs.values():
+        if leaf == output_leaf(output):
+            return output
+    stem, _, ext = leaf.rpartition(".")
+    if ext in ("csv", "json"):
+        return located.outputs.get(f"{stem}_{ext}")
+    return None
 
 
 def file_entry(base: str, located: Located, f: RevisionFile) -> dict[str, Any]:
@@ -126,6 +183,7 @@ def revision_status(base: str, package: Package, revision: Revision) -> dict[str
         "pipelines": revision.pipelines,
         "errors": revision.errors,
         "stats": revision.stats,
+        "report": revision.report,
         "created": revision.created_at.isoformat(),
         "modified": revision.modified_at.isoformat(),
         "url": f"{base}/api/package/{package.owner}/{package.name}/revisions/{revision.number}",
@@ -155,6 +213,8 @@ def package_show(base: str, located: Located) -> dict[str, Any]:
         "datapackage_url": f"{revision_url(base, located)}/datapackage.json",
         "resources": resource_entries(base, located),
         "files": [file_entry(base, located, f) for f in located.files.values()],
+        "derived": derived_resources(base, located),
+        "report": r.report,
         "stats": r.stats,
     }
 
@@ -174,3 +234,36 @@ def find_resource(located: Located, leaf: str) -> tuple[dict[str, Any], int]:
         f"No resource {leaf!r} in {located.package.owner}/{located.package.name}: use"
         " r/<resource name or index>.<extension of its file>."
     )
+
+
+def locate_table(db: Session, principal: Principal | None, resource_id: str) -> DatastoreTable:
+    """The datastore table ``OWNER/NAME[@REV]/RESOURCE`` names (resource by name or index).
+
+    Without ``@REV`` it is the latest successful revision's. Hidden and absent packages answer the
+    same ``TableNotFound``, so a resource id reveals nothing about private packages.
+    """
+    parts = resource_id.split("/") if isinstance(resource_id, str) else []
+    if len(parts) != 3 or not all(parts):
+        raise InvalidQuery(
+            f"{resource_id!r} is not a resource id: use OWNER/NAME/RESOURCE or"
+            " OWNER/NAME@REVISION/RESOURCE."
+        )
+    owner, package, resource = parts
+    name, _, ref = package.partition("@")
+    try:
+        located = locate(db, principal, owner, name, ref or None)
+    except (PackageNotFound, ResourceNotFound) as exc:
+        raise TableNotFound(f"No datastore table {resource_id!r}: {exc}") from None
+    if located.revision.state != "SUCCEEDED":
+        raise TableNotFound(
+            f"No datastore table {resource_id!r}: revision {located.revision.number} is"
+            f" {located.revision.state}, not processed successfully."
+        )
+    tables = db.scalars(
+        select(DatastoreTable).where(DatastoreTable.revision_id == located.revision.id)
+    ).all()
+    for table in tables:
+        if resource in (table.resource_name, str(table.resource_index)):
+            return table
+    names = ", ".join(t.resource_name for t in tables) or "none"
+    raise TableNotFound(f"No datastore table {resource_id!r}: this revision's tables are {names}.")

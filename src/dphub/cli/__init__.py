@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from dphub.cli import _errors, bitstore, db, serve, user
+from dphub.cli import _errors, bitstore, db, query, serve, status, user, worker
 from dphub.cli import get as get_command
 from dphub.cli import info as info_command
 from dphub.cli import login as login_command
@@ -29,7 +29,10 @@ for module in (
     push_command,
     info_command,
     get_command,
+    status,
+    query,
     serve,
+    worker,
 ):
     module.register(app)
 app.add_typer(user.app, name="user")

@@ -9,6 +9,7 @@ import typer
 
 from dphub.cli._errors import fail
 from dphub.cli._hub import ServerOption, TransferBar, human_size, make_client, plural, stdout
+from dphub.cli.status import follow
 
 
 def register(app: typer.Typer) -> None:
@@ -35,8 +36,12 @@ def push(
         int, typer.Option("--workers", min=1, max=32, help="Files or parts uploaded at once.")
     ] = 4,
     wait: Annotated[
-        bool, typer.Option("--wait", help="Wait until the hub has processed the revision.")
-    ] = False,
+        bool,
+        typer.Option(
+            "--wait/--no-wait",
+            help="Follow the hub's processing of the new revision (--no-wait returns at once).",
+        ),
+    ] = True,
 ) -> None:
     """Validate, upload what the hub does not hold yet, and create a new revision."""
     flags = {"published": published, "unlisted": unlisted, "private": private}
@@ -72,12 +77,6 @@ def push(
         stdout.print(f"{verb} {result.owner}/{result.name}{revision}", markup=False)
         stdout.print(result.url, markup=False)
         if wait and result.revision is not None:
-            with stdout.status("Processing on the hub..."):
-                status = client.wait(result.owner, result.name, result.revision)
-            state = str(status.get("state", "UNKNOWN"))
-            stdout.print(f"Revision {result.revision}: {state}", markup=False)
-            if state == "FAILED":
-                errors = status.get("errors")
-                for error in errors if isinstance(errors, list) else []:
-                    stdout.print(f"  {error}", markup=False)
+            status = follow(client, result.owner, result.name, result.revision)
+            if status.get("state") == "FAILED":
                 raise typer.Exit(1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 from typing import Annotated, Any
 
 import typer
@@ -32,6 +33,14 @@ def serve(
     workers: Annotated[
         int, typer.Option(min=1, help="Worker processes serving the port (they share no state).")
     ] = 1,
+    worker: Annotated[
+        bool | None,
+        typer.Option(
+            "--worker/--no-worker",
+            help="Process pushed revisions in this process too"
+            " (default: yes on a SQLite metastore; run `dphub worker` otherwise).",
+        ),
+    ] = None,
 ) -> None:
     """Start the hub: the API, the bitstore endpoint and the read routes on one port."""
     import uvicorn
@@ -61,14 +70,32 @@ def serve(
         "proxy_headers": True,
         "server_header": False,
     }
-    if workers == 1:
-        uvicorn.run(create_app(hub.settings, hub=hub), **options)
-        return
-    # Each worker builds its own app from the environment; the schema is migrated (above) once.
-    hub.close()
-    os.environ["DPHUB_DATA_DIR"] = str(hub.settings.data_dir)
-    os.environ["DPHUB_BASE_URL"] = hub.settings.base_url
-    uvicorn.run("dphub.api.app:app_from_environment", factory=True, workers=workers, **options)
+    if worker is None:
+        worker = hub.settings.resolved_database_url.startswith("sqlite")
+    stop = _start_worker(hub) if worker else None
+    try:
+        if workers == 1:
+            uvicorn.run(create_app(hub.settings, hub=hub), **options)
+            return
+        # Each process builds its own app from the environment; the schema is migrated (above) once.
+        os.environ["DPHUB_DATA_DIR"] = str(hub.settings.data_dir)
+        os.environ["DPHUB_BASE_URL"] = hub.settings.base_url
+        uvicorn.run("dphub.api.app:app_from_environment", factory=True, workers=workers, **options)
+    finally:
+        if stop is not None:
+            stop.set()
+        hub.close()
+
+
+def _start_worker(hub: Any) -> threading.Event:
+    from dphub.pipeline.worker import run
+
+    stop = threading.Event()
+    threading.Thread(
+        target=run, args=(hub,), kwargs={"stop": stop}, name="dphub-worker", daemon=True
+    ).start()
+    out.print("Processing pushed revisions in this process (--no-worker to leave it to others).")
+    return stop
 
 
 def _demo_publisher(hub: object, base_url: str) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -217,14 +218,53 @@ class Client:
         *,
         timeout: float = 600.0,
         interval: float = 1.0,
+        on_status: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
-        """Poll a revision until it is SUCCEEDED or FAILED (or ``timeout`` seconds pass)."""
+        """Poll a revision until it is SUCCEEDED or FAILED (or ``timeout`` seconds pass);
+        ``on_status`` sees every answer on the way."""
         deadline = time.monotonic() + timeout
+        pause = min(0.2, interval)
         while True:
             status = self.revision_status(owner, name, revision)
+            if on_status is not None:
+                on_status(status)
             if status.get("state") in FINAL_STATES or time.monotonic() >= deadline:
                 return status
-            time.sleep(interval)
+            time.sleep(pause)
+            pause = min(interval, pause * 2)
+
+    # Datastore
+
+    def search(
+        self,
+        resource_id: str,
+        *,
+        q: str | None = None,
+        filters: dict[str, Any] | None = None,
+        fields: list[str] | None = None,
+        sort: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        """One page of a datastore table: ``{fields, records, total, next, ...}``."""
+        params: dict[str, Any] = {"resource_id": resource_id, "limit": limit, "offset": offset}
+        if q:
+            params["q"] = q
+        if filters:
+            params["filters"] = json.dumps(filters)
+        if fields:
+            params["fields"] = ",".join(fields)
+        if sort:
+            params["sort"] = sort
+        response = self._http.get("/api/datastore/search", params=params)
+        raise_for_status(response)
+        return _object(response)
+
+    def sql(self, statement: str) -> dict[str, Any]:
+        """Run one read-only SELECT over datastore tables: ``{fields, records, truncated}``."""
+        response = self._http.post("/api/datastore/sql", json={"sql": statement})
+        raise_for_status(response)
+        return _object(response)
 
     # Read
 

@@ -30,7 +30,13 @@ from dphub.errors import (
 )
 from dphub.ingest.uploads import grant_for, split_key
 from dphub.metastore.db import transaction
-from dphub.metastore.models import Revision, RevisionFile, UploadSession, UploadSessionFile
+from dphub.metastore.models import (
+    Job,
+    Revision,
+    RevisionFile,
+    UploadSession,
+    UploadSessionFile,
+)
 from dphub.metastore.packages import claim_next_revision, find_package, get_revision
 
 DESCRIPTOR_NAME = "datapackage.json"
@@ -115,10 +121,10 @@ def _same_as_latest(sessions: sessionmaker[Session], plan: _Plan) -> Finalized |
         if plan.findability is not None and plan.findability != package.findability:
             return None
         latest = get_revision(db, package, "latest")
+        # datapackage.json is one of the files, so equal hashes mean an equal descriptor too (the
+        # stored one may since have gained what processing inferred)
         pushed = {(f.path, f.received_sha256) for f in plan.files}
         if pushed != {(f.path, f.sha256) for f in latest.files}:
-            return None
-        if latest.descriptor != plan.descriptor:
             return None
         upload = db.get(UploadSession, plan.session_id, with_for_update=True)
         if upload is None or upload.closed_at is not None:
@@ -265,7 +271,7 @@ def _write(
         revision = Revision(
             package_id=package.id,
             number=number,
-            state="SUCCEEDED",
+            state="QUEUED",
             descriptor=plan.descriptor,
             readme=plan.readme,
             created_by=principal.user_id,
@@ -298,8 +304,8 @@ def _write(
                 )
                 .values(received_sha256=blob.sha256, received_md5=blob.md5, received_at=now)
             )
-        package.successful_revision = number
+        db.add(Job(revision_id=revision.id, created_at=now))
         upload.closed_at = now
         upload.revision = number
         upload.name = plan.name
-    return Finalized(plan.owner, plan.name, number, "SUCCEEDED")
+    return Finalized(plan.owner, plan.name, number, "QUEUED")

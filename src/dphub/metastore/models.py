@@ -133,6 +133,8 @@ class Revision(Base):
     pipelines: Mapped[dict[str, Any]] = mapped_column(default=dict)
     errors: Mapped[dict[str, Any]] = mapped_column(default=dict)
     stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    report: Mapped[dict[str, Any] | None] = mapped_column(Document)
+    """The Frictionless-format validation report the pipeline wrote (``None`` before it ran)."""
 
     files: Mapped[list[RevisionFile]] = relationship(
         back_populates="revision", order_by="RevisionFile.path"
@@ -215,3 +217,65 @@ class MultipartUpload(Base):
     store_upload_id: Mapped[str] = mapped_column(String(1024))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[datetime | None]
+
+
+class Job(Base):
+    """Processing of one revision, recorded in the transaction that creates the revision.
+
+    A worker claims a job by setting ``state`` to running; while it works it moves ``heartbeat_at``
+    forward, so a job whose worker died is seen as stale and claimed again.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_state_id", "state", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    revision_id: Mapped[int] = mapped_column(
+        ForeignKey("revisions.id", ondelete="CASCADE"), unique=True
+    )
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class RevisionOutput(Base):
+    """A file the pipeline derived from a revision (CSV, JSON, preview, zip), stored as a blob."""
+
+    __tablename__ = "revision_outputs"
+    __table_args__ = (
+        UniqueConstraint("revision_id", "name", name="uq_revision_outputs_revision_name"),
+        Index("ix_revision_outputs_sha256", "sha256"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    revision_id: Mapped[int] = mapped_column(ForeignKey("revisions.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))
+    resource_index: Mapped[int | None] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    media_type: Mapped[str] = mapped_column(String(255))
+
+
+class DatastoreTable(Base):
+    """The datastore table loaded from one tabular resource of one revision."""
+
+    __tablename__ = "datastore_tables"
+    __table_args__ = (
+        UniqueConstraint(
+            "revision_id", "resource_index", name="uq_datastore_tables_revision_resource"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    revision_id: Mapped[int] = mapped_column(ForeignKey("revisions.id", ondelete="CASCADE"))
+    resource_index: Mapped[int] = mapped_column(Integer)
+    resource_name: Mapped[str] = mapped_column(String(255))
+    table_name: Mapped[str] = mapped_column(String(100), unique=True)
+    columns: Mapped[list[dict[str, Any]]] = mapped_column(Document)
+    rows: Mapped[int] = mapped_column(BigInteger)

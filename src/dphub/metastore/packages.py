@@ -60,6 +60,11 @@ def get_revision(session: Session, package: Package, ref: str | int | None) -> R
         revision = session.scalar(
             select(Revision).where(Revision.package_id == package.id, Revision.number == number)
         )
+    if revision is None and ref in (None, "successful"):
+        raise RevisionNotFound(
+            f"Package {package.owner}/{package.name} has no successfully processed revision yet:"
+            " its latest revision is queued, in progress or failed (see its revisions/latest)."
+        )
     if revision is None:
         raise RevisionNotFound(f"Package {package.owner}/{package.name} has no revision {ref}.")
     return revision

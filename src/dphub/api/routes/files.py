@@ -57,7 +57,22 @@ async def _resource(
     request: Request, hub: Hub, principal: Any, owner: str, name: str, ref: str | None, leaf: str
 ) -> Response:
     located = await run_in_threadpool(_locate, hub, principal, owner, name, ref)
-    resource, _ = readers.find_resource(located, leaf)
+    try:
+        resource, _ = readers.find_resource(located, leaf)
+    except ResourceNotFound:
+        output = readers.find_output(located, leaf)
+        if output is None:
+            raise
+        return _serve_blob(
+            request,
+            hub,
+            located,
+            output.sha256,
+            output.size,
+            output.media_type,
+            leaf,
+            pinned=ref is not None,
+        )
     path = resource.get("path")
     if "data" in resource and path is None:
         return JSON(resource["data"], headers={"Cache-Control": _cache_control(located, True)})
@@ -82,13 +97,30 @@ async def _file(
 def _serve(
     request: Request, hub: Hub, located: readers.Located, f: RevisionFile, pinned: bool
 ) -> Response:
+    filename = f.path.rsplit("/", 1)[-1]
+    return _serve_blob(
+        request, hub, located, f.sha256, f.size, f.media_type, filename, pinned=pinned
+    )
+
+
+def _serve_blob(
+    request: Request,
+    hub: Hub,
+    located: readers.Located,
+    sha256: str,
+    size: int,
+    media_type: str,
+    filename: str,
+    *,
+    pinned: bool,
+) -> Response:
     return serve_blob(
         request,
         hub.bitstore,
-        sha256=f.sha256,
-        size=f.size,
-        media_type=f.media_type,
-        filename=f.path.rsplit("/", 1)[-1],
+        sha256=sha256,
+        size=size,
+        media_type=media_type,
+        filename=filename,
         cache_control=_cache_control(located, pinned),
         redirect_ttl=hub.settings.download_ttl,
     )

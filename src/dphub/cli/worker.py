@@ -1,0 +1,49 @@
+"""``dphub worker``: process pushed revisions (run on any machine that reaches the metastore)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from dphub.cli._server import DataDirOption
+
+out = Console(highlight=False, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(worker)
+
+
+def worker(
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="Revisions processed at the same time (threads).")
+    ] = 1,
+    once: Annotated[
+        bool, typer.Option("--once", help="Process the jobs waiting now, then exit.")
+    ] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Validate, derive and load pushed revisions, as jobs arrive in the metastore."""
+    from dphub.config import load_settings
+    from dphub.hub import open_hub
+    from dphub.pipeline.worker import run, run_once
+
+    hub = open_hub(load_settings(data_dir=data_dir))
+    try:
+        if once:
+            done = 0
+            while run_once(hub):
+                done += 1
+            out.print(f"Processed {done} job{'s' if done != 1 else ''}.")
+            return
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        out.print(f"dphub worker: {concurrency} thread(s), waiting for jobs (Ctrl-C to stop).")
+        run(hub, concurrency=concurrency, stop=stop)
+    finally:
+        hub.close()

@@ -1,0 +1,1 @@
+"""Pipeline (the Data Ingestor): process every revision into validated, derived, queryable data."""

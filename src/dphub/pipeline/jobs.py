@@ -1,0 +1,114 @@
+"""The job queue in the metastore: claim a revision to process, keep the claim alive, finish it.
+
+Finalize inserts the job in the transaction that creates the revision, so no revision is ever
+without one. Claiming is a compare-and-set on the job row, after a ``FOR UPDATE SKIP LOCKED`` read
+on PostgreSQL (many workers never wait on each other); SQLite serialises writers anyway. A running
+job whose heartbeat is older than ``job_timeout`` belongs to a dead worker and is claimed again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from dphub.metastore.db import transaction
+from dphub.metastore.models import Job, Revision
+
+QUEUED = "queued"
+RUNNING = "running"
+DONE = "done"
+FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Claim:
+    job_id: int
+    revision_id: int
+    attempt: int
+    worker: str
+
+
+def _claimable(now: datetime, timeout: int) -> object:
+    stale = now - timedelta(seconds=timeout)
+    return or_(Job.state == QUEUED, (Job.state == RUNNING) & (Job.heartbeat_at < stale))
+
+
+def claim(sessions: sessionmaker[Session], *, worker: str, timeout: int) -> Claim | None:
+    """Take the oldest job no live worker holds, or ``None`` when there is none."""
+    now = datetime.now(UTC)
+    with transaction(sessions) as db:
+        job = db.scalar(
+            select(Job)
+            .where(_claimable(now, timeout))  # type: ignore[arg-type]
+            .order_by(Job.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        if job is None:
+            return None
+        taken = db.execute(
+            update(Job)
+            .where(Job.id == job.id, _claimable(now, timeout))  # type: ignore[arg-type]
+            .values(
+                state=RUNNING,
+                worker=worker,
+                attempts=Job.attempts + 1,
+                started_at=now,
+                heartbeat_at=now,
+            )
+        )
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        db.execute(
+            update(Revision)
+            .where(Revision.id == job.revision_id, Revision.state == "QUEUED")
+            .values(state="INPROGRESS", modified_at=now)
+        )
+        db.refresh(job)
+        return Claim(job.id, job.revision_id, job.attempts, worker)
+
+
+def heartbeat(sessions: sessionmaker[Session], claim: Claim) -> bool:
+    """Move the claim's heartbeat on; ``False`` when another worker has taken the job over."""
+    with transaction(sessions) as db:
+        moved = db.execute(
+            update(Job)
+            .where(Job.id == claim.job_id, Job.worker == claim.worker, Job.state == RUNNING)
+            .values(heartbeat_at=datetime.now(UTC))
+        )
+        return bool(moved.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def still_mine(db: Session, claim: Claim) -> bool:
+    """Inside the finishing transaction: the job is still this worker's to finish."""
+    job = db.get(Job, claim.job_id, with_for_update=True)
+    return job is not None and job.worker == claim.worker and job.state == RUNNING
+
+
+def mark(db: Session, claim: Claim, state: str, error: str | None = None) -> None:
+    db.execute(
+        update(Job)
+        .where(Job.id == claim.job_id)
+        .values(state=state, finished_at=datetime.now(UTC), error=error)
+    )
+
+
+def release(sessions: sessionmaker[Session], claim: Claim, error: str) -> None:
+    """Give a job back to the queue after a failure that another attempt may not meet."""
+    with transaction(sessions) as db:
+        db.execute(
+            update(Job)
+            .where(Job.id == claim.job_id, Job.worker == claim.worker, Job.state == RUNNING)
+            .values(state=QUEUED, worker=None, heartbeat_at=None, error=error)
+        )
+
+
+def queue_depth(sessions: sessionmaker[Session]) -> int:
+    with sessions() as db:
+        count = db.scalar(
+            select(func.count()).select_from(Job).where(Job.state.in_((QUEUED, RUNNING)))
+        )
+        return int(count or 0)
