@@ -95,6 +95,9 @@ class Settings:
         60, "Seconds without a heartbeat after which a job is given to another worker."
     )
     job_attempts: int = _setting(3, "How many times a revision is processed before it fails.")
+    worker_memory: str = _setting(
+        "1GB", "Memory one processing job may use (DuckDB's memory_limit); beyond it, it pages."
+    )
 
     @property
     def development(self) -> bool:

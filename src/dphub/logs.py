@@ -58,5 +58,7 @@ def log_config(level: str) -> dict[str, Any]:
             "uvicorn": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
             "uvicorn.access": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
             "dphub": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
+            # the SQL guard parses what users send: the parser's warnings about it are not news
+            "sqlglot": {"handlers": ["stderr"], "level": "ERROR", "propagate": False},
         },
     }

@@ -4,20 +4,27 @@ as it was."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import HubServer, Publisher, cli, write_package
+from tests.conftest import HubServer, Publisher, cli, new_publisher, write_package
 
 DATA = b"name,value\na,1\nb,2\nc,3\n"
 
 
-@pytest.fixture
-def table(publisher: Publisher, tmp_path: Path) -> str:
+@pytest.fixture(scope="module")
+def owner(hub: HubServer, tmp_path_factory: pytest.TempPathFactory) -> Publisher:
+    """One publisher for the module: every attack runs against the same table."""
+    publisher = new_publisher(hub, tmp_path_factory.mktemp("attacker-home"), "target")
+    publisher.login()
+    return publisher
+
+
+@pytest.fixture(scope="module")
+def table(owner: Publisher, tmp_path_factory: pytest.TempPathFactory) -> str:
     folder = write_package(
-        tmp_path / "t",
+        tmp_path_factory.mktemp("t"),
         "target",
         files={"data/values.csv": DATA},
         descriptor={
@@ -25,8 +32,8 @@ def table(publisher: Publisher, tmp_path: Path) -> str:
             "resources": [{"name": "values", "path": "data/values.csv"}],
         },
     )
-    cli("push", str(folder), env=publisher.env)
-    return f"{publisher.username}/target/values"
+    cli("push", str(folder), env=owner.env)
+    return f"{owner.username}/target/values"
 
 
 def intact(hub: HubServer, rid: str) -> None:
@@ -75,8 +82,8 @@ SQL_ATTACKS = [
 
 
 @pytest.mark.parametrize("attack", SQL_ATTACKS)
-def test_sql_attacks_are_refused(publisher: Publisher, table: str, attack: str) -> None:
-    hub = publisher.hub
+def test_sql_attacks_are_refused(owner: Publisher, table: str, attack: str) -> None:
+    hub = owner.hub
     answer = httpx.post(
         f"{hub.url}/api/datastore/sql", json={"sql": attack.format(t=table)}, timeout=30
     )
@@ -85,14 +92,14 @@ def test_sql_attacks_are_refused(publisher: Publisher, table: str, attack: str) 
     intact(hub, table)
 
 
-def test_a_query_that_never_ends_is_stopped(publisher: Publisher, table: str) -> None:
+def test_a_query_that_never_ends_is_stopped(owner: Publisher, table: str) -> None:
     endless = (
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n)"
         f' SELECT count(*) FROM n, "{table}"'
     )
-    answer = httpx.post(f"{publisher.hub.url}/api/datastore/sql", json={"sql": endless}, timeout=60)
+    answer = httpx.post(f"{owner.hub.url}/api/datastore/sql", json={"sql": endless}, timeout=60)
     refused(answer, 408, "query-timeout")
-    intact(publisher.hub, table)
+    intact(owner.hub, table)
 
 
 SEARCH_ATTACKS = [
@@ -111,10 +118,8 @@ SEARCH_ATTACKS = [
 
 
 @pytest.mark.parametrize("params", SEARCH_ATTACKS)
-def test_search_attacks_are_refused(
-    publisher: Publisher, table: str, params: dict[str, str]
-) -> None:
-    hub = publisher.hub
+def test_search_attacks_are_refused(owner: Publisher, table: str, params: dict[str, str]) -> None:
+    hub = owner.hub
     answer = httpx.get(
         f"{hub.url}/api/datastore/search", params={"resource_id": table, **params}, timeout=30
     )
@@ -122,8 +127,8 @@ def test_search_attacks_are_refused(
     intact(hub, table)
 
 
-def test_text_search_is_a_value_not_sql(publisher: Publisher, table: str) -> None:
-    hub = publisher.hub
+def test_text_search_is_a_value_not_sql(owner: Publisher, table: str) -> None:
+    hub = owner.hub
     for q in ("' OR 1=1 --", "%", "_", "a'; DROP TABLE x; --"):
         answer = httpx.get(
             f"{hub.url}/api/datastore/search", params={"resource_id": table, "q": q}, timeout=30
@@ -133,8 +138,8 @@ def test_text_search_is_a_value_not_sql(publisher: Publisher, table: str) -> Non
     intact(hub, table)
 
 
-def test_bad_resource_ids_and_limits(publisher: Publisher, table: str) -> None:
-    hub = publisher.hub
+def test_bad_resource_ids_and_limits(owner: Publisher, table: str) -> None:
+    hub = owner.hub
     url = f"{hub.url}/api/datastore/search"
     refused(httpx.get(url, params={"resource_id": "just-one-part"}))
     refused(httpx.get(url, params={"resource_id": "nobody/nothing/x"}), 404, "table-not-found")

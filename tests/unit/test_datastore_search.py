@@ -1,7 +1,5 @@
 """datastore_search: filters, text search, sort and paging, checked as SQL and run on real backends."""
 
-
-
 from __future__ import annotations
 
 from collections.abc import Iterator

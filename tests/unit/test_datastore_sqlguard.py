@@ -1,7 +1,5 @@
 """The SQL guard: one read-only query over mapped tables gets through, run for real; nothing else does."""
 
-
-
 from __future__ import annotations
 
 from collections.abc import Iterator

@@ -28,11 +28,16 @@ def worker(
     data_dir: DataDirOption = None,
 ) -> None:
     """Validate, derive and load pushed revisions, as jobs arrive in the metastore."""
+    import logging.config
+
     from dphub.config import load_settings
     from dphub.hub import open_hub
+    from dphub.logs import log_config
     from dphub.pipeline.worker import run, run_once
 
-    hub = open_hub(load_settings(data_dir=data_dir))
+    settings = load_settings(data_dir=data_dir)
+    logging.config.dictConfig(log_config(settings.log_level))
+    hub = open_hub(settings)
     try:
         if once:
             done = 0

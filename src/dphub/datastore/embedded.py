@@ -2,8 +2,9 @@
 
 A revision's tables never change once loaded, so each is written once under a temporary name and
 renamed into place (a reader sees the whole table or none), and any number of processes may open it
-read-only at the same time. A query opens an in-memory DuckDB, attaches just the files it names
-read-only, then turns off file and network access for the rest of the connection.
+read-only at the same time. Each process queries through one in-memory DuckDB that attaches a table
+file read-only the first time it is asked for and keeps it; that database may open files only under
+the datastore folder, and its configuration is locked before any statement runs.
 """
 
 from __future__ import annotations
@@ -75,6 +76,9 @@ class EmbeddedDatastore:
         self.timeout = timeout
         self.max_rows = max_rows
         self.threads = threads
+        self._lock = threading.Lock()
+        self._engine: duckdb.DuckDBPyConnection | None = None
+        self._attached: dict[str, str] = {}
 
     def path(self, table: str) -> Path:
         if not SAFE_TABLE.fullmatch(table):
@@ -109,27 +113,49 @@ class EmbeddedDatastore:
             Path(f"{temporary}.wal").unlink(missing_ok=True)
 
     def drop(self, table: str) -> None:
+        with self._lock:
+            if table in self._attached and self._engine is not None:
+                self._engine.execute(f"DETACH {self._attached.pop(table)}")
         self.path(table).unlink(missing_ok=True)
+
+    def _query_engine(self) -> duckdb.DuckDBPyConnection:
+        """The process's query database: in memory, able to open files only under the datastore
+        folder, its configuration locked so no statement can widen that."""
+        if self._engine is None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            engine = duckdb.connect(":memory:", config={"threads": self.threads})
+            engine.execute("SET allowed_directories = $1", [[f"{self.root}/"]])
+            engine.execute("SET enable_external_access = false")
+            engine.execute("SET lock_configuration = true")
+            self._engine = engine
+        return self._engine
+
+    def _reference(self, table: str) -> str:
+        """The table attached read-only (once per process: tables never change once loaded)."""
+        with self._lock:
+            engine = self._query_engine()
+            alias = self._attached.get(table)
+            if alias is None:
+                path = self.path(table)
+                if not path.exists():
+                    raise TableNotFound("This table is not in the datastore (any more).")
+                alias = f"ds_{table}"
+                engine.execute(f"ATTACH {_sql_path(path)} AS {alias} (READ_ONLY)")
+                self._attached[table] = alias
+            return f"{alias}.data"
 
     def query(
         self, tables: Sequence[str], build: StatementBuilder, *, max_rows: int | None = None
     ) -> Answer:
         cap = self.max_rows if max_rows is None else min(max_rows, self.max_rows)
-        con = duckdb.connect(":memory:", config={"threads": self.threads})
+        refs = {table: self._reference(table) for table in dict.fromkeys(tables)}
+        sql, params = build(refs)
+        with self._lock:
+            cursor = self._query_engine().cursor()
         try:
-            refs = {}
-            for index, table in enumerate(dict.fromkeys(tables)):
-                path = self.path(table)
-                if not path.exists():
-                    raise TableNotFound("This table is not in the datastore (any more).")
-                con.execute(f"ATTACH {_sql_path(path)} AS t{index} (READ_ONLY)")
-                refs[table] = f"t{index}.data"
-            con.execute("SET enable_external_access = false")
-            con.execute("SET lock_configuration = true")
-            sql, params = build(refs)
-            return self._run(con, sql, list(params), cap)
+            return self._run(cursor, sql, list(params), cap)
         finally:
-            con.close()
+            cursor.close()
 
     def _run(
         self, con: duckdb.DuckDBPyConnection, sql: str, params: list[object], cap: int

@@ -150,7 +150,15 @@ def process(hub: Hub, claim: jobs.Claim, *, alive: Callable[[], bool] = lambda: 
     hub.settings.data_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dphub-job-", dir=hub.settings.data_dir) as tmp:
         work = Path(tmp)
-        con = duckdb.connect(":memory:", config={"temp_directory": str(work / "spill")})
+        # an on-disk database with a memory cap: a table larger than memory is paged, not refused
+        con = duckdb.connect(
+            str(work / "job.duckdb"),
+            config={
+                "temp_directory": str(work / "spill"),
+                "memory_limit": hub.settings.worker_memory,
+                "preserve_insertion_order": True,
+            },
+        )
         try:
             recorder.step("validate", lambda: _validate(hub, con, run, descriptor, files, work))
             if not all(t.result.valid for t in run.tables):

@@ -25,6 +25,7 @@ from dphub.datastore.search import (
     build_search,
     parse_fields,
     parse_filters,
+    parse_q,
     parse_sort,
 )
 from dphub.datastore.sqlguard import referenced_tables, rewrite_sql
@@ -70,7 +71,10 @@ async def search(
     hub: HubDep,
     principal: MaybePrincipal,
     resource_id: str = Query(description="OWNER/NAME/RESOURCE or OWNER/NAME@REVISION/RESOURCE"),
-    q: str | None = Query(default=None, description="Text the row must contain (any column)."),
+    q: str | None = Query(
+        default=None,
+        description='Text the row must contain (any column), or {"column": "text", ...}.',
+    ),
     filters: str | None = Query(
         default=None,
         description='JSON object: {"col": value}, {"col": [v1, v2]}, {"col": {"gte": 1, "lt": 5}}',
@@ -91,13 +95,14 @@ async def search(
         chosen = parse_fields(fields, columns)
         order = parse_sort(sort, columns)
         where = parse_filters(filters)
+        text = parse_q(q)
 
         def build(ref: str) -> SearchQuery:
             return build_search(
                 table=ref,
                 columns=columns,
                 dialect=hub.datastore.dialect,
-                q=q,
+                q=text,
                 filters=where,
                 fields=chosen,
                 sort=order,
@@ -111,7 +116,7 @@ async def search(
             [name], lambda refs: (build(refs[name]).sql, query.params), max_rows=limit
         )
         total: int | None = None
-        if include_total and not q and not where:
+        if include_total and not text and not where:
             total = table.rows  # known since the load: no count needed
         elif include_total:
             counted = hub.datastore.query(
@@ -164,7 +169,7 @@ async def sql_query(
     statement = await _sql_text(request, sql)
 
     def work() -> dict[str, Any]:
-        ids = referenced_tables(statement)
+        ids = referenced_tables(statement, dialect=hub.datastore.dialect)
         with hub.sessions() as db:
             tables = {rid: readers.locate_table(db, principal, rid).table_name for rid in ids}
 
