@@ -62,6 +62,10 @@ def status(
 
 def follow(client: Client, owner: str, name: str, revision: int | str) -> dict[str, Any]:
     """Poll until the revision is processed, showing its steps live; returns the last answer."""
+    if not stdout.is_terminal:  # a log or a pipe: the outcome once, not every frame
+        answer = client.wait(owner, name, revision)
+        stdout.print(render(answer))
+        return answer
     with Live(console=stdout, auto_refresh=False, transient=False) as live:
 
         def show(answer: dict[str, Any]) -> None:

@@ -162,6 +162,9 @@ def process(hub: Hub, claim: jobs.Claim, *, alive: Callable[[], bool] = lambda: 
         try:
             recorder.step("validate", lambda: _validate(hub, con, run, descriptor, files, work))
             if not all(t.result.valid for t in run.tables):
+                run.pipelines["validate"].update(
+                    status="FAILED", error_log=_error_log(_report(run))
+                )
                 recorder.skip_rest()
                 return _finish(hub, claim, run, descriptor, succeeded=False)
             recorder.step("derive", lambda: _derive(hub, con, run, work))
@@ -250,7 +253,8 @@ def _preview(hub: Hub, con: duckdb.DuckDBPyConnection, run: Run, work: Path) -> 
                 media_type="application/json",
             )
         )
-    return {"tables": len(run.tables), "rows": PREVIEW_ROWS}
+    shown = sum(min(PREVIEW_ROWS, t.result.rows) for t in run.tables)
+    return {"tables": len(run.tables), "rows": shown}
 
 
 def _zip(
