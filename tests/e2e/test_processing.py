@@ -229,3 +229,73 @@ def test_private_tables_are_hidden(publisher: Publisher, tmp_path: Path) -> None
     )
     assert mine.status_code == 200
     assert mine.json()["total"] == 5
+
+
+def _xlsx(rows: list[list[Any]]) -> bytes:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = "first"
+    for row in rows:
+        sheet.append(row)
+    extra = book.create_sheet("second")
+    extra.append(["only", "header"])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def test_every_input_format_is_loaded(publisher: Publisher, tmp_path: Path) -> None:
+    files = {
+        "latin1.csv": "ville;habitants\nCréteil;92000\nSète;44000\n".encode("cp1252"),
+        "tabs.tsv": b'\xef\xbb\xbfa\tb\n1\t"two\nlines"\n',
+        "sheet.xlsx": _xlsx([["year", "value"], [2020, 1.5], [2021, 2.5]]),
+        "rows.json": json.dumps([{"k": "x", "n": 1}, {"k": "y", "n": 2}]).encode(),
+        "header-only.csv": b"just,a,header\n",
+    }
+    resources = [{"name": Path(p).stem, "path": p} for p in files]
+    folder = write_package(
+        tmp_path / "formats",
+        "formats",
+        files=files,
+        descriptor={"name": "formats", "resources": resources},
+    )
+    cli("push", str(folder), env=publisher.env)
+    hub, owner = publisher.hub, publisher.username
+
+    def records(resource: str) -> list[dict[str, Any]]:
+        answer = search(hub, resource_id=f"{owner}/formats/{resource}")
+        assert answer.status_code == 200, answer.text
+        return list(answer.json()["records"])
+
+    assert records("latin1") == [
+        {"ville": "Créteil", "habitants": 92000},
+        {"ville": "Sète", "habitants": 44000},
+    ]
+    assert records("tabs") == [{"a": 1, "b": "two\nlines"}]
+    assert records("sheet") == [{"year": 2020, "value": 1.5}, {"year": 2021, "value": 2.5}]
+    assert records("rows") == [{"k": "x", "n": 1}, {"k": "y", "n": 2}]
+    assert records("header-only") == []
+    derived = fetch(f"{hub.url}/{owner}/formats/r/latin1_csv.csv")
+    assert derived.content.decode("utf-8").splitlines() == [
+        "ville,habitants",
+        "Créteil,92000",
+        "Sète,44000",
+    ]
+
+
+def test_ragged_rows_are_reported_not_fatal_to_the_hub(
+    publisher: Publisher, tmp_path: Path
+) -> None:
+    ragged = b"a,b,c\n1,2,3\n4,5\n6,7,8,9\n"
+    folder = write_package(tmp_path / "ragged", "ragged", files={"data.csv": ragged})
+    result = cli("push", str(folder), env=publisher.env, check=False)
+    assert result.returncode == 1
+    status = publisher.hub.wait_processed(publisher.username, "ragged")
+    errors = status["report"]["tasks"][0]["errors"]
+    assert [(e["type"], e["rowNumber"]) for e in errors] == [
+        ("missing-cell", 3),
+        ("extra-cell", 4),
+    ]

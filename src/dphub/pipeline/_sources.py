@@ -23,7 +23,6 @@ import datetime
 import io
 import re
 import uuid
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -229,7 +228,7 @@ def read_source(
     if fmt == "xlsx":
         try:
             csv_path = _xlsx_to_csv(source, dialect.get("sheet"), workdir)
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        except Exception as exc:  # a damaged workbook fails in many ways, all of them the file's
             return _failed("format-error", f"the workbook cannot be read ({exc})")
         csv_dialect = {"delimiter": ",", "header": dialect.get("header", True) is not False}
         return _read_csv(con, csv_path, csv_dialect, names, checked=True, workdir=workdir)
@@ -502,7 +501,13 @@ def _blank_rows(path: Path, delimiter: str, quotechar: str) -> list[int]:
 def _xlsx_to_csv(source: Path, sheet: object, workdir: Path) -> Path:
     import openpyxl  # type: ignore[import-untyped]
 
-    book = openpyxl.load_workbook(source, read_only=True, data_only=True)
+    # a file object, not the path: stored blobs have no extension, and openpyxl judges a path by it
+    handle = source.open("rb")
+    try:
+        book = openpyxl.load_workbook(handle, read_only=True, data_only=True)
+    except Exception:
+        handle.close()
+        raise
     try:
         if isinstance(sheet, str):
             ws = book[sheet]
@@ -532,6 +537,7 @@ def _xlsx_to_csv(source: Path, sheet: object, workdir: Path) -> Path:
         return target
     finally:
         book.close()
+        handle.close()
 
 
 def _xlsx_cell(value: object, number_format: str) -> str:
