@@ -218,7 +218,9 @@ class Processing:
 
 def _posix(stamp: object) -> float:
     if not isinstance(stamp, str):
-        raise BenchmarkFailed(f"The revision status has no timestamp where one was expected: {stamp}")
+        raise BenchmarkFailed(
+            f"The revision status has no timestamp where one was expected: {stamp}"
+        )
     return datetime.fromisoformat(stamp).timestamp()
 
 
@@ -301,6 +303,65 @@ def postgres_missing(services: Any) -> str | None:
     except services.ServiceError as exc:
         return str(exc)
     return None
+
+
+# How quiet the machine was
+
+
+def _machine_busy() -> float:
+    """CPU seconds all processes of the machine have used since boot (/proc/stat)."""
+    try:
+        words = Path("/proc/stat").read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return math.nan
+    # user nice system idle iowait irq softirq steal: everything but idle and iowait
+    busy = sum(int(w) for i, w in enumerate(words[1:9]) if i not in (3, 4))
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def _own() -> float:
+    """CPU seconds of this process and of its children that have ended (and were waited for)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def postmaster_cpu(server: Any) -> float:
+    """CPU seconds of a throwaway PostgreSQL (tests/services.py) so far: the postmaster's own and
+    that of the backends it has reaped; 0 for a server this run did not start."""
+    root = getattr(server, "root", None)
+    if root is None:
+        return 0.0
+    try:
+        pid = int((Path(root) / "data" / "postmaster.pid").read_text().split()[0])
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, IndexError):
+        return math.nan
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+class Quiet:
+    """How much CPU other processes used while the benchmark ran: the machine's busy time less
+    this process's, its waited-for children's and any CPU credited with ``add``. Call ``line``
+    once every child has ended."""
+
+    def __init__(self) -> None:
+        self.began = time.monotonic()
+        self.busy = _machine_busy()
+        self.own = _own()
+        self.credited = 0.0
+
+    def add(self, seconds: float) -> None:
+        self.credited += seconds
+
+    def line(self) -> str:
+        wall = time.monotonic() - self.began
+        ours = _own() - self.own + self.credited
+        other = max(0.0, _machine_busy() - self.busy - ours)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        return (
+            f"other processes:        {other:.1f} CPU s during the run's {wall:.0f} s"
+            f" ({other / (wall * cores):.0%} of the machine; this run used {ours:.1f} CPU s)"
+        )
 
 
 def rate(rows: int, seconds: float) -> str:

@@ -37,16 +37,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import _hub
 import duckdb
 import psycopg
-import push as bench
 from psycopg import sql
-from push import MIB, PUBLISHER, BenchmarkFailed
 from sqlalchemy.engine import make_url
 
+import _hub
+import push as bench
 from dphub.datastore.postgres import PG_TYPES
 from dphub.pipeline.tables import duckdb_type
+from push import MIB, PUBLISHER, BenchmarkFailed
 
 PACKAGE = "ingest"
 DATASTORES = ("embedded", "postgres")
@@ -104,7 +104,9 @@ def postgres_copy(database_url: str, csv: Path, rows: int) -> float:
     """``COPY table FROM STDIN (FORMAT csv, HEADER true)`` of ``csv`` through psycopg's
     ``cursor.copy`` in 1 MiB writes, into a new table typed as the datastore types the schema's
     fields; timed from CREATE TABLE to COMMIT. The table is dropped after, untimed."""
-    libpq = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    libpq = (
+        make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
     table = sql.Identifier("copy_reference")
     columns = sql.SQL(", ").join(
         sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(PG_TYPES.get(kind, "text")))
@@ -142,7 +144,9 @@ class References:
 
     def run(self, label: str) -> None:
         print(f"reference {label}: DuckDB read_csv ...", file=sys.stderr)
-        self.duckdb_times.append(duckdb_load(self.csv, self.scratch / "reference.duckdb", self.rows))
+        self.duckdb_times.append(
+            duckdb_load(self.csv, self.scratch / "reference.duckdb", self.rows)
+        )
         if self.postgres_url is not None:
             print(f"reference {label}: PostgreSQL COPY ...", file=sys.stderr)
             self.copy_times.append(postgres_copy(self.postgres_url, self.csv, self.rows))
@@ -205,6 +209,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
     home.mkdir()
     env = bench.isolated_env(home)
     progress = sys.stderr
+    quiet = _hub.Quiet()
     services = bench.test_services()
     no_postgres = _hub.postgres_missing(services)
     if args.datastore == "postgres" and no_postgres:
@@ -224,6 +229,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
             print("starting PostgreSQL ...", file=progress)
             postgres = services.start_postgres()
             stack.callback(postgres.stop)
+            stack.callback(lambda: quiet.add(_hub.postmaster_cpu(postgres)))
         if args.datastore == "postgres":
             assert postgres is not None
             hub_env["DPHUB_DATABASE_URL"] = postgres.create_database()
@@ -251,6 +257,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
         refs.run("2/2")
 
     print(bench.machine_line(work))
+    print(quiet.line())
     report(args, table.rows, csv_bytes, pushed, done, refs, no_postgres, total)
     if total != args.rows:
         raise BenchmarkFailed(f"The datastore search answers total {total}, not {args.rows:,}.")

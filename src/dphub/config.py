@@ -96,7 +96,7 @@ class Settings:
     )
     job_attempts: int = _setting(3, "How many times a revision is processed before it fails.")
     worker_memory: str = _setting(
-        "1GB", "Memory one processing job may use (DuckDB's memory_limit); beyond it, it pages."
+        "512MB", "Memory one processing job may use (DuckDB's memory_limit); beyond it, it pages."
     )
 
     @property

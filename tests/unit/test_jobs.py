@@ -4,6 +4,7 @@ stale claims taken over, jobs given back, and no job handed out twice under conc
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -106,7 +107,8 @@ def test_claim_takes_the_oldest_job_and_starts_its_revision(
     row = job_row(sessions, ids[0])
     assert (row.state, row.worker, row.attempts) == (jobs.RUNNING, "worker-a", 1)
     assert row.revision_id == first.revision_id
-    assert row.started_at is not None and row.started_at >= before - timedelta(seconds=1)
+    assert row.started_at is not None
+    assert row.started_at >= before - timedelta(seconds=1)
     assert row.heartbeat_at == row.started_at
     assert revision_state(sessions, first.revision_id) == "INPROGRESS"
     for other in ids[1:]:
@@ -131,7 +133,8 @@ def test_a_stale_claim_is_taken_over_and_the_old_worker_learns_it(
 ) -> None:
     (job_id,) = enqueue(sessions, 1)
     old = claim(sessions, "dead-worker")
-    assert old is not None and old.attempt == 1
+    assert old is not None
+    assert old.attempt == 1
     assert claim(sessions, "new-worker") is None  # still beating: not stale yet
 
     age_heartbeat(sessions, job_id, TIMEOUT + 5)
@@ -184,7 +187,8 @@ def test_finished_jobs_are_never_claimed_again(sessions: sessionmaker[Session]) 
 def test_release_puts_the_job_back_for_another_attempt(sessions: sessionmaker[Session]) -> None:
     first_id, second_id = enqueue(sessions, 2)
     taken = claim(sessions, "w1")
-    assert taken is not None and taken.job_id == first_id
+    assert taken is not None
+    assert taken.job_id == first_id
     jobs.release(sessions, taken, "the bitstore was away")
     row = job_row(sessions, first_id)
     assert (row.state, row.worker, row.heartbeat_at) == (jobs.QUEUED, None, None)
@@ -196,7 +200,8 @@ def test_release_puts_the_job_back_for_another_attempt(sessions: sessionmaker[Se
     assert (again.job_id, again.attempt) == (first_id, 2)
     assert revision_state(sessions, again.revision_id) == "INPROGRESS"
     following = claim(sessions, "w3")
-    assert following is not None and following.job_id == second_id
+    assert following is not None
+    assert following.job_id == second_id
 
 
 def heartbeat_lost(sessions: sessionmaker[Session], claim: jobs.Claim) -> bool:
@@ -218,28 +223,29 @@ def test_queue_depth_counts_queued_and_running_jobs(sessions: sessionmaker[Sessi
     assert jobs.queue_depth(sessions) == 4
 
 
-def test_concurrent_claimers_never_share_a_job(sessions: sessionmaker[Session]) -> None:
-    ids = enqueue(sessions, 20)
-    threads_count = 8
+def race(
+    sessions: sessionmaker[Session], expected: int, *, name: str, threads_count: int = 8
+) -> list[jobs.Claim]:
+    """``threads_count`` workers claiming at once until ``expected`` jobs are taken."""
     claimed: list[jobs.Claim] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
     start = threading.Barrier(threads_count)
-    deadline = datetime.now(UTC) + timedelta(seconds=60)
+    deadline = time.monotonic() + 60
 
     def claimer(index: int) -> None:
         try:
             start.wait()
-            # Keep claiming until the queue is known empty: a claim that loses a race may answer
-            # None while other jobs are still waiting.
-            while datetime.now(UTC) < deadline:
-                taken = claim(sessions, f"worker-{index}")
+            # Keep claiming until every job is taken: a claim may answer None while jobs still
+            # wait (every one left is being claimed by another worker at that moment).
+            while time.monotonic() < deadline:
+                taken = claim(sessions, f"{name}-{index}")
                 with lock:
                     if taken is not None:
                         claimed.append(taken)
-                    elif len(claimed) >= len(ids):
+                    elif len(claimed) >= expected:
                         return
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+        except BaseException as exc:  # reported by the main thread
             with lock:
                 errors.append(exc)
 
@@ -249,16 +255,32 @@ def test_concurrent_claimers_never_share_a_job(sessions: sessionmaker[Session]) 
     for thread in threads:
         thread.join(timeout=90)
     assert not errors, errors
+    return claimed
+
+
+def test_concurrent_claimers_never_share_a_job(sessions: sessionmaker[Session]) -> None:
+    ids = enqueue(sessions, 20)
+    claimed = race(sessions, len(ids), name="first")
     counts = Counter(c.job_id for c in claimed)
     assert sorted(counts) == ids
     assert set(counts.values()) == {1}, "a job was handed to two claimers"
     assert {c.attempt for c in claimed} == {1}
     with sessions() as db:
         rows = {j.id: j for j in db.scalars(select(Job))}
-        states = set(db.scalars(select(Revision.state)))
-    assert states == {"INPROGRESS"}
+        assert set(db.scalars(select(Revision.state))) == {"INPROGRESS"}
     for c in claimed:
         assert (rows[c.job_id].worker, rows[c.job_id].attempts) == (c.worker, 1)
+
+    # every worker dies at once: each job is taken over by exactly one of the next ones
+    for job_id in ids:
+        age_heartbeat(sessions, job_id, TIMEOUT + 5)
+    again = race(sessions, len(ids), name="second")
+    counts = Counter(c.job_id for c in again)
+    assert sorted(counts) == ids
+    assert set(counts.values()) == {1}, "a stale job was taken over twice"
+    assert {c.attempt for c in again} == {2}
+    assert not any(jobs.heartbeat(sessions, c) for c in claimed)
+    assert all(jobs.heartbeat(sessions, c) for c in again)
 
 
 def test_a_claimer_that_loses_the_race_for_the_oldest_job_takes_the_next(
