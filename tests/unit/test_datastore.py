@@ -317,14 +317,6 @@ def test_a_reader_of_the_old_table_sees_the_new_one_after_a_reload(
     tmp_path: Path,
 ) -> None:
     writer, reader = make_datastore(), make_datastore()
-    if isinstance(reader, EmbeddedDatastore):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="EmbeddedDatastore attaches a table file once per process and keeps it: "
-                "a reload (or a drop by another process) is never seen by a process that read it",
-            )
-        )
     load(writer, con, tmp_path, "r3_0", fields=TAGGED, select=tagged("old", 10))
     assert summary(reader, "r3_0") == (10, "old", "old", 10)
     load(writer, con, tmp_path, "r3_0", fields=TAGGED, select=tagged("new", 20))
@@ -516,15 +508,6 @@ def test_a_process_can_read_more_tables_than_it_may_open_files(
 ) -> None:
     """A long-running API process reads every table of a hub in time: what it holds open must not
     grow with the number of tables it ever read."""
-    if isinstance(store, EmbeddedDatastore):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="EmbeddedDatastore keeps every table it ever read attached (one open file "
-                "each), so a process runs out of file descriptors and the query fails with "
-                "an unmapped duckdb.IOException",
-            )
-        )
     tables = [f"r{i}_0" for i in range(1, 151)]
     con.execute("CREATE TABLE one AS SELECT 1 AS n")
     csv_path = tmp_path / "one.csv"

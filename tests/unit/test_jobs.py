@@ -288,14 +288,6 @@ def test_a_claimer_that_loses_the_race_for_the_oldest_job_takes_the_next(
 ) -> None:
     """Two workers pick the oldest job at the same moment: one gets it, the other the next one,
     rather than going back to sleep with work waiting."""
-    if engine.dialect.name == "sqlite":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="claim reads the oldest job outside the write lock on SQLite and answers "
-                "None when its compare-and-set loses, though other jobs are queued",
-            )
-        )
     first_id, second_id = enqueue(sessions, 2)
     rival: list[jobs.Claim | None] = []
     me = threading.get_ident()

@@ -11,7 +11,13 @@ from sqlalchemy.orm import Session
 
 from dphub.auth.permissions import Action, PackageRef, require
 from dphub.auth.principal import Principal
-from dphub.errors import InvalidQuery, PackageNotFound, ResourceNotFound, TableNotFound
+from dphub.errors import (
+    InvalidQuery,
+    PackageNotFound,
+    ResourceNotFound,
+    RevisionNotFound,
+    TableNotFound,
+)
 from dphub.metastore.models import (
     DatastoreTable,
     Package,
@@ -252,7 +258,7 @@ def locate_table(db: Session, principal: Principal | None, resource_id: str) -> 
     name, _, ref = package.partition("@")
     try:
         located = locate(db, principal, owner, name, ref or None)
-    except (PackageNotFound, ResourceNotFound) as exc:
+    except (PackageNotFound, RevisionNotFound, ResourceNotFound) as exc:
         raise TableNotFound(f"No datastore table {resource_id!r}: {exc}") from None
     if located.revision.state != "SUCCEEDED":
         raise TableNotFound(

@@ -13,7 +13,9 @@ import os
 import re
 import secrets
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -23,6 +25,16 @@ from dphub.datastore.interfaces import quote_identifier as q
 from dphub.errors import InvalidQuery, QueryTimeout, TableNotFound
 
 SAFE_TABLE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+MAX_ATTACHED = 64
+"""Table files one process keeps attached (open) between queries."""
+
+
+@dataclass
+class _Attached:
+    alias: str
+    identity: tuple[int, int, int]
+    users: int = 0
+
 
 DUCKDB_TYPES = {
     "BIGINT": "integer",
@@ -78,7 +90,9 @@ class EmbeddedDatastore:
         self.threads = threads
         self._lock = threading.Lock()
         self._engine: duckdb.DuckDBPyConnection | None = None
-        self._attached: dict[str, str] = {}
+        self._attached: OrderedDict[str, _Attached] = OrderedDict()
+        self._retired: list[_Attached] = []
+        self._serial = 0
 
     def path(self, table: str) -> Path:
         if not SAFE_TABLE.fullmatch(table):
@@ -96,6 +110,8 @@ class EmbeddedDatastore:
     ) -> None:
         final = self.path(table)
         self.root.mkdir(parents=True, exist_ok=True)
+        for stale in self.root.glob(f".{table}.*.tmp*"):  # left by a worker that died loading it
+            stale.unlink(missing_ok=True)
         temporary = self.root / f".{table}.{secrets.token_hex(6)}.tmp"
         alias = f"load_{secrets.token_hex(4)}"
         columns = ", ".join(q(f.name) for f in fields)
@@ -113,10 +129,9 @@ class EmbeddedDatastore:
             Path(f"{temporary}.wal").unlink(missing_ok=True)
 
     def drop(self, table: str) -> None:
-        with self._lock:
-            if table in self._attached and self._engine is not None:
-                self._engine.execute(f"DETACH {self._attached.pop(table)}")
         self.path(table).unlink(missing_ok=True)
+        with self._lock:
+            self._forget(table)
 
     def _query_engine(self) -> duckdb.DuckDBPyConnection:
         """The process's query database: in memory, able to open files only under the datastore
@@ -130,32 +145,83 @@ class EmbeddedDatastore:
             self._engine = engine
         return self._engine
 
-    def _reference(self, table: str) -> str:
-        """The table attached read-only (once per process: tables never change once loaded)."""
+    def _forget(self, table: str) -> None:
+        """Stop using the attached copy of ``table``; detached once no query holds it."""
+        attached = self._attached.pop(table, None)
+        if attached is not None:
+            self._retired.append(attached)
+        self._detach_idle()
+
+    def _detach_idle(self) -> None:
+        engine = self._engine
+        for attached in [a for a in self._retired if a.users == 0]:
+            self._retired.remove(attached)
+            if engine is not None:
+                engine.execute(f"DETACH DATABASE IF EXISTS {attached.alias}")
+
+    def _acquire(self, table: str) -> _Attached:
+        """The table's file attached read-only, held for one query.
+
+        A file is attached once and kept (tables do not change once loaded); a file replaced or
+        removed since is noticed by its identity and attached afresh, and the least recently used
+        files are let go beyond ``MAX_ATTACHED``, so a long-running process holds few files open.
+        """
+        path = self.path(table)
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            with self._lock:
+                self._forget(table)
+            raise TableNotFound("This table is not in the datastore (any more).") from None
+        identity = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         with self._lock:
             engine = self._query_engine()
-            alias = self._attached.get(table)
-            if alias is None:
-                path = self.path(table)
-                if not path.exists():
-                    raise TableNotFound("This table is not in the datastore (any more).")
-                alias = f"ds_{table}"
-                engine.execute(f"ATTACH {_sql_path(path)} AS {alias} (READ_ONLY)")
-                self._attached[table] = alias
-            return f"{alias}.data"
+            attached = self._attached.get(table)
+            if attached is not None and attached.identity != identity:
+                self._forget(table)
+                attached = None
+            if attached is None:
+                self._serial += 1
+                attached = _Attached(f"ds{self._serial}_{table}", identity)
+                try:
+                    engine.execute(f"ATTACH {_sql_path(path)} AS {attached.alias} (READ_ONLY)")
+                except duckdb.IOException:
+                    raise TableNotFound("This table is not in the datastore (any more).") from None
+                self._attached[table] = attached
+                while len(self._attached) > MAX_ATTACHED:
+                    oldest = next(iter(self._attached))
+                    self._forget(oldest)
+            else:
+                self._attached.move_to_end(table)
+            attached.users += 1
+            return attached
+
+    def _release(self, held: Sequence[_Attached]) -> None:
+        with self._lock:
+            for attached in held:
+                attached.users -= 1
+            self._detach_idle()
 
     def query(
         self, tables: Sequence[str], build: StatementBuilder, *, max_rows: int | None = None
     ) -> Answer:
         cap = self.max_rows if max_rows is None else min(max_rows, self.max_rows)
-        refs = {table: self._reference(table) for table in dict.fromkeys(tables)}
-        sql, params = build(refs)
-        with self._lock:
-            cursor = self._query_engine().cursor()
+        held: list[_Attached] = []
         try:
-            return self._run(cursor, sql, list(params), cap)
+            refs = {}
+            for table in dict.fromkeys(tables):
+                attached = self._acquire(table)
+                held.append(attached)
+                refs[table] = f"{attached.alias}.data"
+            sql, params = build(refs)
+            with self._lock:
+                cursor = self._query_engine().cursor()
+            try:
+                return self._run(cursor, sql, list(params), cap)
+            finally:
+                cursor.close()
         finally:
-            cursor.close()
+            self._release(held)
 
     def _run(
         self, con: duckdb.DuckDBPyConnection, sql: str, params: list[object], cap: int

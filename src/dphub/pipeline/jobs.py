@@ -37,21 +37,24 @@ def _claimable(now: datetime, timeout: int) -> object:
 
 
 def claim(sessions: sessionmaker[Session], *, worker: str, timeout: int) -> Claim | None:
-    """Take the oldest job no live worker holds, or ``None`` when there is none."""
+    """Take the oldest job no live worker holds, or ``None`` when there is none.
+
+    One statement picks and takes the job, so two claimers never both think they lost (or both
+    think they won) the same row.
+    """
     now = datetime.now(UTC)
+    oldest = (
+        select(Job.id)
+        .where(_claimable(now, timeout))  # type: ignore[arg-type]
+        .order_by(Job.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
     with transaction(sessions) as db:
-        job = db.scalar(
-            select(Job)
-            .where(_claimable(now, timeout))  # type: ignore[arg-type]
-            .order_by(Job.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
-        if job is None:
-            return None
         taken = db.execute(
             update(Job)
-            .where(Job.id == job.id, _claimable(now, timeout))  # type: ignore[arg-type]
+            .where(Job.id == oldest)
             .values(
                 state=RUNNING,
                 worker=worker,
@@ -59,16 +62,17 @@ def claim(sessions: sessionmaker[Session], *, worker: str, timeout: int) -> Clai
                 started_at=now,
                 heartbeat_at=now,
             )
-        )
-        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            .returning(Job.id, Job.revision_id, Job.attempts)
+        ).first()
+        if taken is None:
             return None
+        job_id, revision_id, attempts = taken
         db.execute(
             update(Revision)
-            .where(Revision.id == job.revision_id, Revision.state == "QUEUED")
+            .where(Revision.id == revision_id, Revision.state == "QUEUED")
             .values(state="INPROGRESS", modified_at=now)
         )
-        db.refresh(job)
-        return Claim(job.id, job.revision_id, job.attempts, worker)
+        return Claim(job_id, revision_id, attempts, worker)
 
 
 def heartbeat(sessions: sessionmaker[Session], claim: Claim) -> bool:

@@ -9,7 +9,7 @@ successful revision. Only the finishing transaction moves ``successful_revision`
 from __future__ import annotations
 
 import logging
-import tempfile
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -147,9 +147,12 @@ def process(hub: Hub, claim: jobs.Claim, *, alive: Callable[[], bool] = lambda: 
         files = {path: (f.sha256, f.size) for path, f in _source_files(db, revision).items()}
     run = Run(revision_id=claim.revision_id)
     recorder = Recorder(hub.sessions, run, alive)
-    hub.settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="dphub-job-", dir=hub.settings.data_dir) as tmp:
-        work = Path(tmp)
+    # one folder per job: holding the claim means any earlier holder is dead or superseded, so
+    # whatever it left there is garbage
+    work = hub.settings.data_dir / "work" / f"job-{claim.job_id}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
         # an on-disk database with a memory cap: a table larger than memory is paged, not refused
         con = duckdb.connect(
             str(work / "job.duckdb"),
@@ -173,6 +176,8 @@ def process(hub: Hub, claim: jobs.Claim, *, alive: Callable[[], bool] = lambda: 
             recorder.step("load", lambda: _load(hub.datastore, con, run, work))
         finally:
             con.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return _finish(hub, claim, run, descriptor, succeeded=True)
 
 
