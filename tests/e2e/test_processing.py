@@ -138,6 +138,16 @@ def test_search_filters_sorts_and_pages(publisher: Publisher, tmp_path: Path) ->
     assert lists.json()["records"] == [[2020, "oslo"]]
     pinned = search(hub, resource_id=f"{publisher.username}/rain@1/0").json()
     assert pinned["total"] == 5
+    assert pinned["total_was_estimated"] is False
+    # above the threshold the total comes from a sample of the table (all of it, at 5 rows)
+    estimated = search(
+        hub,
+        resource_id=rid,
+        filters=json.dumps({"station": "bergen"}),
+        total_estimation_threshold=0,
+    ).json()
+    assert estimated["total"] == 2
+    assert estimated["total_was_estimated"] is True
 
 
 def test_sql_over_tables(publisher: Publisher, tmp_path: Path) -> None:
