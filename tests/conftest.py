@@ -106,9 +106,11 @@ class HubServer:
         if self.kind != "embedded":
             pytest.skip(f"embedded bitstore only: {why}")
 
-    def admin(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    def admin(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         """A server-side command (user, db) against this hub's data dir."""
-        return cli(*args, "--data-dir", str(self.data_dir), env=self.env, input=input)
+        return cli(*args, "--data-dir", str(self.data_dir), env=self.env, input=input, check=check)
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")

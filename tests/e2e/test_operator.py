@@ -12,7 +12,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import HubServer, Publisher, base_env, cli, fetch, start_hub, stop_hub
+from tests.conftest import (
+    HubServer,
+    Publisher,
+    base_env,
+    cli,
+    fetch,
+    new_publisher,
+    start_hub,
+    stop_hub,
+    write_package,
+)
 from tests.e2e.test_bad_input import authorize, finalize, post_form
 
 
@@ -136,3 +146,32 @@ def test_the_root_says_what_it_is(hub: HubServer, path: str) -> None:
     body = answer.json()
     assert body["name"] == "dphub"
     assert body["openapi"].endswith("/openapi.json")
+
+
+def test_reprocess_queues_a_revision_again(hub: HubServer, tmp_path: Path) -> None:
+    owner = new_publisher(hub, tmp_path / "home", "again")
+    owner.login()
+    folder = write_package(tmp_path / "pkg", "again", files={"data.csv": b"a,b\n1,2\n"})
+    cli("push", str(folder), env=owner.env)
+    status_url = f"{hub.url}/api/package/{owner.username}/again/revisions/1"
+    first = httpx.get(status_url).json()
+    queued = hub.admin("reprocess", f"{owner.username}/again@1")
+    assert "Queued 1 revision." in queued.stdout
+    # a successful revision stays served (and SUCCEEDED) while it is processed again
+    deadline = time.monotonic() + 60
+    while True:
+        again = httpx.get(status_url).json()
+        assert again["state"] == "SUCCEEDED"
+        load = again["pipelines"]["load"]
+        if load.get("finished", "") > first["pipelines"]["load"]["finished"]:
+            break
+        assert time.monotonic() < deadline, again
+        time.sleep(0.1)
+    rows = httpx.get(
+        f"{hub.url}/api/datastore/search", params={"resource_id": f"{owner.username}/again/0"}
+    ).json()
+    assert rows["records"] == [{"a": 1, "b": 2}]
+    nothing = hub.admin("reprocess", "--unprocessed")
+    assert "Queued 0 revisions." in nothing.stdout
+    missing = hub.admin("reprocess", "nobody/nothing", check=False)
+    assert missing.returncode == 1

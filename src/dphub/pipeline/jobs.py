@@ -116,3 +116,28 @@ def queue_depth(sessions: sessionmaker[Session]) -> int:
             select(func.count()).select_from(Job).where(Job.state.in_((QUEUED, RUNNING)))
         )
         return int(count or 0)
+
+
+def enqueue(db: Session, revision: Revision) -> None:
+    """Queue ``revision`` for processing again (its job reset, or a first one made).
+
+    The revision keeps being served as it is until the new run finishes; a package's successful
+    revision only ever moves forward.
+    """
+    job = db.scalar(select(Job).where(Job.revision_id == revision.id).with_for_update())
+    if job is None:
+        db.add(Job(revision_id=revision.id))
+    elif job.state == RUNNING:
+        raise ValueError("this revision is being processed right now")
+    else:
+        job.state, job.attempts, job.worker, job.error = QUEUED, 0, None, None
+        job.heartbeat_at = job.started_at = job.finished_at = None
+    if revision.state != "SUCCEEDED":
+        revision.state = "QUEUED"
+    revision.modified_at = datetime.now(UTC)
+
+
+def unprocessed(db: Session) -> list[Revision]:
+    """Revisions without a job: pushed to a hub from before processing existed."""
+    jobless = select(Job.id).where(Job.revision_id == Revision.id).exists()
+    return list(db.scalars(select(Revision).where(~jobless).order_by(Revision.id)))
