@@ -95,6 +95,17 @@ class Settings:
         60, "Seconds without a heartbeat after which a job is given to another worker."
     )
     job_attempts: int = _setting(3, "How many times a revision is processed before it fails.")
+    dataproxy_allowed_hosts: str = _setting(
+        "",
+        "Outside hosts the DataProxy may fetch, comma separated (*.example.org for subdomains);"
+        " default: none, only the hub's own files.",
+    )
+    dataproxy_max_bytes: int = _setting(
+        1024**3, "Largest outside file the DataProxy fetches, in bytes."
+    )
+    dataproxy_timeout: float = _setting(
+        60.0, "Longest the DataProxy spends fetching an outside file, in seconds."
+    )
     worker_memory: str = _setting(
         "512MB", "Memory one processing job may use (DuckDB's memory_limit); beyond it, it pages."
     )
@@ -106,6 +117,11 @@ class Settings:
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'metastore.db'}"
+
+    @property
+    def dataproxy_allowed_hosts_list(self) -> tuple[str, ...]:
+        hosts = (h.strip().lower() for h in self.dataproxy_allowed_hosts.split(","))
+        return tuple(h for h in hosts if h)
 
     @property
     def resolved_datastore_url(self) -> str:
@@ -197,6 +213,8 @@ def _check(settings: Settings) -> None:
         "query_max_rows",
         "job_timeout",
         "job_attempts",
+        "dataproxy_max_bytes",
+        "dataproxy_timeout",
     ):
         if getattr(settings, name) <= 0:
             raise ConfigurationError(f"DPHUB_{name.upper()} must be positive.")

@@ -9,7 +9,16 @@ from fastapi import FastAPI
 
 import dphub
 from dphub.api import errors
-from dphub.api.routes import auth, datastore, files, multipart, packages, publish, root
+from dphub.api.routes import (
+    auth,
+    dataproxy,
+    datastore,
+    files,
+    multipart,
+    packages,
+    publish,
+    root,
+)
 from dphub.config import Settings, load_settings
 from dphub.hub import Hub, open_hub
 
@@ -43,6 +52,7 @@ def create_app(settings: Settings, *, hub: Hub | None = None, migrate: bool = Tr
     app.include_router(multipart.router)
     app.include_router(packages.router)
     app.include_router(datastore.router)
+    app.include_router(dataproxy.router)
     app.include_router(files.router)
     return app
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from dphub.cli import _errors, bitstore, db, query, reprocess, serve, status, user, worker
+from dphub.cli import _errors, bitstore, cat, db, query, reprocess, serve, status, user, worker
 from dphub.cli import get as get_command
 from dphub.cli import info as info_command
 from dphub.cli import login as login_command
@@ -31,6 +31,7 @@ for module in (
     get_command,
     status,
     query,
+    cat,
     serve,
     worker,
     reprocess,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -217,7 +217,7 @@ class Client:
         revision: int | str = "latest",
         *,
         timeout: float = 600.0,
-        interval: float = 1.0,
+        interval: float = 0.5,
         on_status: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
         """Poll a revision until it is SUCCEEDED or FAILED (or ``timeout`` seconds pass);
@@ -259,6 +259,28 @@ class Client:
         response = self._http.get("/api/datastore/search", params=params)
         raise_for_status(response)
         return _object(response)
+
+    def cat(
+        self,
+        owner: str,
+        name: str,
+        resource: str = "0",
+        *,
+        format: str = "csv",
+        limit: int | None = None,
+        revision: int | None = None,
+    ) -> Iterator[bytes]:
+        """A resource converted by the hub's DataProxy (json, ndjson or csv), as it streams in."""
+        version = f"/v/{revision}" if revision is not None else ""
+        url = f"/{quote(owner, safe='')}/{quote(name, safe='')}{version}/r/{quote(resource)}"
+        params: dict[str, Any] = {"url": url, "format": format}
+        if limit is not None:
+            params["limit"] = limit
+        with self._http.stream("GET", "/api/dataproxy", params=params) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise_for_status(response)
+            yield from response.iter_bytes()
 
     def sql(self, statement: str) -> dict[str, Any]:
         """Run one read-only SELECT over datastore tables: ``{fields, records, truncated}``."""

@@ -96,7 +96,7 @@ class PostgresDatastore:
                 cursor.execute(pgsql.SQL("DROP TABLE IF EXISTS {}").format(target))
                 cursor.execute(
                     pgsql.SQL(
-                        "CREATE TABLE {} ({} bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, {})"
+                        "CREATE TABLE {} ({} bigint GENERATED ALWAYS AS IDENTITY, {})"
                     ).format(target, pgsql.Identifier(ROW_ID), pgsql.SQL(", ").join(columns))
                 )
                 copy = pgsql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, HEADER true)").format(
@@ -105,6 +105,12 @@ class PostgresDatastore:
                 with cursor.copy(copy) as sink, csv_path.open("rb") as rows:
                     while chunk := rows.read(COPY_CHUNK):
                         sink.write(chunk)
+                # the key is built once after the rows are in: cheaper than keeping it up to date
+                cursor.execute(
+                    pgsql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(
+                        target, pgsql.Identifier(ROW_ID)
+                    )
+                )
                 cursor.execute(pgsql.SQL("ANALYZE {}").format(target))
         finally:
             raw.close()

@@ -19,7 +19,7 @@ from dphub.pipeline.process import Superseded, fail, process
 
 log = logging.getLogger("dphub.worker")
 
-POLL_SECONDS = 1.0
+POLL_SECONDS = 0.25
 
 
 def worker_name() -> str:

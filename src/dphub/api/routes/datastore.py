@@ -152,6 +152,8 @@ async def search(
             )
             total = round(int(sampled.rows[0][0]) * 100 / share)
             estimated = True
+        elif include_total and len(answer.rows) < limit and (answer.rows or offset == 0):
+            total = offset + len(answer.rows)  # the page holds the last match: no count needed
         elif include_total:
             counted = hub.datastore.query(
                 [name], lambda refs: (build(refs[name]).count_sql, query.count_params)

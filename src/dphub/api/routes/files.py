@@ -6,7 +6,7 @@ to revision ``n`` and never changes, so it is cached for good.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, Request
@@ -17,11 +17,21 @@ from dphub.api import readers
 from dphub.api.deps import HubDep, MaybePrincipal
 from dphub.api.download import serve_blob
 from dphub.api.responses import JSON
+from dphub.api.routes.dataproxy import stream_table
+from dphub.dataproxy import Options
 from dphub.errors import ResourceNotFound
 from dphub.hub import Hub
 from dphub.metastore.models import RevisionFile
 
 router = APIRouter(tags=["files"])
+
+# r/<resource>.json is an array of objects, whether processing derived it or the DataProxy makes
+# it on the fly (from its NDJSON, one object per line)
+CONVERTED: dict[str, Literal["json", "ndjson", "csv"]] = {
+    "json": "ndjson",
+    "ndjson": "ndjson",
+    "csv": "csv",
+}
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "public, no-cache"
@@ -62,7 +72,7 @@ async def _resource(
     except ResourceNotFound:
         output = readers.find_output(located, leaf)
         if output is None:
-            raise
+            return await _converted(request, hub, located, leaf, ref)
         return _serve_blob(
             request,
             hub,
@@ -82,6 +92,37 @@ async def _resource(
             " 'files' and served under files/<path>."
         )
     return _serve(request, hub, located, located.files[path], ref is not None)
+
+
+async def _converted(
+    request: Request, hub: Hub, located: readers.Located, leaf: str, ref: str | None
+) -> Response:
+    """``r/<resource>.json|ndjson|csv`` before processing made that file (or when it makes none):
+    converted on the fly by the DataProxy, so the link works the moment a push finishes."""
+    stem, _, ext = leaf.rpartition(".")
+    if ext not in CONVERTED:
+        raise ResourceNotFound(f"No resource or derived file {leaf!r} in this revision.")
+    resource, _ = readers.find_resource(located, stem)
+    path = resource.get("path")
+    if not isinstance(path, str) or path not in located.files:
+        raise ResourceNotFound(f"Resource {stem!r} is not one stored file.")
+    stored = located.files[path]
+    url = str(request.url)
+    options = Options(format=CONVERTED[ext])
+    etag = f'"dp-{stored.sha256[:40]}-{ext}"'
+    headers = {"ETag": etag, "Cache-Control": _cache_control(located, ref is not None)}
+    return await run_in_threadpool(
+        stream_table,
+        request,
+        hub,
+        sha256=stored.sha256,
+        filename=path,
+        resource=resource,
+        options=options,
+        url=url,
+        headers=headers,
+        as_records=ext == "json",
+    )
 
 
 async def _file(
