@@ -58,7 +58,7 @@ from dphub.errors import InvalidRequest
 from dphub.pipeline._sources import Params, _first_record, _sniff_delimiter
 from dphub.pipeline.tables import _field_names, _schema_problems
 
-MAX_COLUMNS = 1000
+MAX_COLUMNS = 500
 FORMATS = ("json", "ndjson", "csv")
 __all__ = ["MAX_COLUMNS", "SAMPLE_ROWS", "Options", "Prepared", "open_table"]
 

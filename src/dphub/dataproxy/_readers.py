@@ -34,6 +34,7 @@ from typing import Any, Protocol
 import duckdb
 
 from dphub.dataproxy._feeds import Feed, direct, transcoded
+from dphub.dataproxy._render import WIDE_COLUMNS
 from dphub.dataproxy._sniff import UTF8, UTF8_LENIENT, Text
 from dphub.errors import DphubError, InvalidRequest, ServiceUnavailable
 from dphub.pipeline._sources import NO_NULL, Params, quote
@@ -88,6 +89,8 @@ class CsvReader:
     def __post_init__(self) -> None:
         self.cells = [f"c{i}" for i in range(1, self.width + 1)]
         self.single_use = self.fixed is not None
+        # DuckDB's memory per thread grows with the width: wide tables are read on one thread
+        self.parallel = self.parallel and self.width <= WIDE_COLUMNS
 
     def open(self, p: Params) -> tuple[str, list[Feed]]:
         if self.fixed is not None:
