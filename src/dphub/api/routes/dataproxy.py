@@ -144,6 +144,10 @@ def _answer(request: Request, hub: Hub, principal: object, url: str, options: Op
     if path is None:
         return _outside(request, hub, url, options)
     source = proxied.locate_source(hub, principal, path)  # type: ignore[arg-type]
+    resource = source.resource
+    if resource is not None and options.sheet is not None:
+        # another sheet than the resource's: its schema describes different columns
+        resource = {k: v for k, v in resource.items() if k != "schema"}
     etag = '"dp-' + hashlib.sha256(f"{source.sha256}|{options!r}".encode()).hexdigest()[:40] + '"'
     cache = (
         "private, no-cache"
@@ -155,7 +159,7 @@ def _answer(request: Request, hub: Hub, principal: object, url: str, options: Op
         hub,
         sha256=source.sha256,
         filename=source.filename,
-        resource=source.resource,
+        resource=resource,
         options=options,
         url=url,
         headers={"ETag": etag, "Cache-Control": cache},
