@@ -50,7 +50,7 @@ from dphub.dataproxy._readers import (
     parquet_columns,
     query,
 )
-from dphub.dataproxy._render import SAMPLE_ROWS, Column
+from dphub.dataproxy._render import SAMPLE_ROWS, WIDE_COLUMNS, Column
 from dphub.dataproxy._sniff import UTF8, Text, decode_head, read_head, source_format, text_encoding
 from dphub.dataproxy._stream import Prepared, Rows, Segment, prepared
 from dphub.dataproxy._xlsx import Sheet
@@ -58,7 +58,7 @@ from dphub.errors import InvalidRequest
 from dphub.pipeline._sources import Params, _first_record, _sniff_delimiter
 from dphub.pipeline.tables import _field_names, _schema_problems
 
-MAX_COLUMNS = 500
+MAX_COLUMNS = 250
 FORMATS = ("json", "ndjson", "csv")
 __all__ = ["MAX_COLUMNS", "SAMPLE_ROWS", "Options", "Prepared", "open_table"]
 
@@ -88,12 +88,13 @@ class _Table:
     how: tuple[Any, ...]  # what, besides the file, decides the inferred types
 
 
-# One in-memory DuckDB for the process; each answer gets a connection (cursor) of its own. Its
-# memory limit bounds what its buffers may keep (see ``_readers``); what a pipe's buffers need
-# beyond it goes to a temporary directory of its own.
+# In-memory DuckDBs for the process, each answer with a connection (cursor) of its own: one that
+# uses every core, and one that uses a single thread for tables wider than WIDE_COLUMNS (DuckDB's
+# memory grows with the width times the threads). A memory limit bounds what each may keep (see
+# ``_readers``); what a pipe's buffers need beyond it goes to a temporary directory of its own.
 DUCKDB_MEMORY_LIMIT = "256MB"
-_database: duckdb.DuckDBPyConnection | None = None
-_database_lock = threading.Lock()
+_databases: dict[bool, duckdb.DuckDBPyConnection] = {}
+_databases_lock = threading.Lock()
 
 # Inferred types per file: (path, size, mtime, how it is read) -> (types, total)
 _inferred: OrderedDict[tuple[Any, ...], tuple[list[str], int | None]] = OrderedDict()
@@ -101,16 +102,17 @@ _inferred_lock = threading.Lock()
 _INFERRED_KEPT = 256
 
 
-def _connect() -> duckdb.DuckDBPyConnection:
-    global _database
-    with _database_lock:
-        if _database is None:
-            spill = tempfile.mkdtemp(prefix="dphub-dataproxy-")
-            _database = duckdb.connect(
-                ":memory:",
-                config={"memory_limit": DUCKDB_MEMORY_LIMIT, "temp_directory": spill},
-            )
-        con = _database.cursor()
+def _connect(*, one_thread: bool = False) -> duckdb.DuckDBPyConnection:
+    with _databases_lock:
+        if one_thread not in _databases:
+            config: dict[str, str | bool | int | float | list[str]] = {
+                "memory_limit": DUCKDB_MEMORY_LIMIT,
+                "temp_directory": tempfile.mkdtemp(prefix="dphub-dataproxy-"),
+            }
+            if one_thread:
+                config["threads"] = 1
+            _databases[one_thread] = duckdb.connect(":memory:", config=config)
+        con = _databases[one_thread].cursor()
     con.execute("SET enable_progress_bar = false")
     return con
 
@@ -238,6 +240,9 @@ def _prepare(
             )
     if table is None:  # nothing in the file
         return answer([], [], 0)
+    if table.width > WIDE_COLUMNS:
+        con = _connect(one_thread=True)
+        closers.append(con.close)
     total: int | None
     if schema is not None:
         fields = [dict(f) for f in schema["fields"]]
@@ -358,14 +363,14 @@ def _json_table(
     if kind == "OBJECT":
         keys = names if names is not None else keys  # a schema's fields are found by key
         _check_width(len(keys))
-        paths = ["/" + k.replace("~", "~0").replace("/", "~1") for k in keys]
-        reader = JsonReader(source, text, workdir, fmt, paths, forgiving=probe.forgiving)
+        reader = JsonReader(source, text, workdir, fmt, keys=keys, forgiving=probe.forgiving)
         return _Table([(reader, None)], reader, keys, len(keys), (text.label, "objects", *keys))
     width = first_length if header else longest
     _check_width(width)
     labels = json_first_array(con, probe)[:width] if header else []
-    paths = [f"/{i}" for i in range(width)]
-    reader = JsonReader(source, text, workdir, fmt, paths, header, forgiving=probe.forgiving)
+    reader = JsonReader(
+        source, text, workdir, fmt, width=width, skip_first=header, forgiving=probe.forgiving
+    )
     return _Table([(reader, None)], reader, labels, width, (text.label, "arrays", header, width))
 
 
