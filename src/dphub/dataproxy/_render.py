@@ -15,11 +15,15 @@ number that is not finite (``NaN``, ``INF``) is given as its text too, JSON havi
 The CSV answer writes the same values as text (``true``, ``2024-01-31``, ``2024-01-31T10:00:00``).
 
 A typed cell (Parquet) keeps its type: numbers, booleans, dates, date-times with a ``T``, lists and
-structs as JSON arrays and objects.
+structs as JSON arrays and objects; a number that is not finite is ``null`` in JSON and ``NaN``,
+``INF`` or ``-INF`` in CSV, as the pipeline's CSV files write it.
+
+Rows whose every cell reads as its type (nearly all of them) are written from the typed values
+straight away; only the others go through the slower form that can fall back to the text.
 
 Tables wider than :data:`WIDE_COLUMNS` are written through one list expression over all cells
-instead of one expression per column: DuckDB sets memory aside for every expression of a query, so
-the per-column form would grow with the width (a few hundred MB at 500 columns).
+instead of one expression per column: DuckDB sets memory aside for every expression of a query
+and every row of its 2,048-row vectors, so the per-column form grows with the width much faster.
 """
 
 # ruff: noqa: S608 - SQL text is built from quoted identifiers and fixed parts; values are parameters
