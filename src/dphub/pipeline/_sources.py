@@ -499,45 +499,14 @@ def _blank_rows(path: Path, delimiter: str, quotechar: str) -> list[int]:
 
 
 def _xlsx_to_csv(source: Path, sheet: object, workdir: Path) -> Path:
-    import openpyxl  # type: ignore[import-untyped]
+    # the DataProxy's reader: one reading of worksheets for both (it raises for a bad sheet)
+    from dphub.dataproxy._xlsx import Sheet
 
-    # a file object, not the path: stored blobs have no extension, and openpyxl judges a path by it
-    handle = source.open("rb")
-    try:
-        book = openpyxl.load_workbook(handle, read_only=True, data_only=True)
-    except Exception:
-        handle.close()
-        raise
-    try:
-        if isinstance(sheet, str):
-            ws = book[sheet]
-        elif isinstance(sheet, int) and not isinstance(sheet, bool):
-            if not 1 <= sheet <= len(book.worksheets):
-                raise KeyError(f"there is no sheet {sheet}")
-            ws = book.worksheets[sheet - 1]
-        else:
-            ws = book.worksheets[0]
-        target = workdir / f"{uuid.uuid4().hex}.csv"
-        with target.open("w", encoding="utf-8", errors="replace", newline="") as out:
-            writer = csv.writer(out, lineterminator="\n")
-            width: int | None = None
-            pending = 0  # empty rows are written only once a non-empty row follows them
-            for row in ws.iter_rows():
-                cells = [_xlsx_cell(c.value, getattr(c, "number_format", "")) for c in row]
-                last = max((i + 1 for i, c in enumerate(cells) if c != ""), default=0)
-                if width is None:
-                    width = max(last, 1)
-                if last == 0:
-                    pending += 1
-                    continue
-                writer.writerows([[""] * width] * pending)
-                pending = 0
-                cells = cells[: max(width, last)]
-                writer.writerow(cells + [""] * (width - len(cells)))
-        return target
-    finally:
-        book.close()
-        handle.close()
+    chosen = sheet if isinstance(sheet, str | int) and not isinstance(sheet, bool) else None
+    target = workdir / f"{uuid.uuid4().hex}.csv"
+    with target.open("w", encoding="utf-8", errors="replace", newline="") as out:
+        csv.writer(out, lineterminator="\n").writerows(Sheet(source, chosen).rows())
+    return target
 
 
 def _xlsx_cell(value: object, number_format: str) -> str:
