@@ -229,3 +229,20 @@ def test_resource_links_work_before_processing(idle_hub: HubServer, tmp_path: Pa
     assert as_json.json() == [{"x": 1, "y": "a"}, {"x": 2, "y": "b"}]
     lines = httpx.get(f"{base}/r/values.ndjson").text.splitlines()
     assert [json.loads(line) for line in lines] == [{"x": 1, "y": "a"}, {"x": 2, "y": "b"}]
+
+
+def test_cat_streams_a_resource(owner: Publisher) -> None:
+    user = owner.username
+    as_csv = cli("cat", f"{user}/formats/cities", env=owner.env).stdout
+    assert as_csv.splitlines() == [
+        "city,population,founded",
+        "Créteil,92000,1000-01-01",
+        "Sète,44000,1666-07-29",
+    ]
+    first = cli("cat", f"{user}/formats", "--format", "ndjson", "--limit", "1", env=owner.env)
+    assert [json.loads(line) for line in first.stdout.splitlines()] == [
+        {"city": "Créteil", "population": 92000, "founded": "1000-01-01"}
+    ]
+    missing = cli("cat", f"{user}/formats/nothing", env=owner.env, check=False)
+    assert missing.returncode == 1
+    assert "nothing" in missing.stderr
