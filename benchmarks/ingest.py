@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -183,25 +181,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    parent = args.workdir or Path(tempfile.gettempdir())
-    parent.mkdir(parents=True, exist_ok=True)
     # The CSV, its blob, the derived CSV and JSON (about twice as large), the zip, the datastore
     # table, the processing's DuckDB spill and the references' copies, plus some room.
     needed = 12 * args.rows * BYTES_PER_ROW + 256 * MIB
-    if not bench._has_room(parent, needed, "choose another --workdir"):
-        return 1
-    work = Path(tempfile.mkdtemp(prefix="dphub-ingest-bench-", dir=parent))
-    try:
-        run(args, work)
-    except BenchmarkFailed as exc:
-        print(f"FAIL: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if args.keep:
-            print(f"kept {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    return 0
+    return _hub.in_workdir(args, prefix="dphub-ingest-bench-", needed=needed, run=run)
 
 
 def run(args: argparse.Namespace, work: Path) -> None:

@@ -34,11 +34,9 @@ import csv
 import importlib.util
 import json
 import math
-import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -447,24 +445,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.skip_datasette and (missing := datasette_missing()):
         print(f"FAIL: {missing}", file=sys.stderr)
         return 1
-    parent = args.workdir or Path(tempfile.gettempdir())
-    parent.mkdir(parents=True, exist_ok=True)
     # The CSV and the hub's copies of it (see ingest.py), and the SQLite copy.
     needed = 14 * args.rows * BYTES_PER_ROW + 256 * MIB
-    if not bench._has_room(parent, needed, "choose another --workdir"):
-        return 1
-    work = Path(tempfile.mkdtemp(prefix="dphub-query-bench-", dir=parent))
-    try:
-        run(args, work)
-    except BenchmarkFailed as exc:
-        print(f"FAIL: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if args.keep:
-            print(f"kept {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    return 0
+    return _hub.in_workdir(args, prefix="dphub-query-bench-", needed=needed, run=run)
 
 
 def run(args: argparse.Namespace, work: Path) -> None:
