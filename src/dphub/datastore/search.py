@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from dphub.datastore.interfaces import ROW_ID
+from dphub.datastore.interfaces import ROW_ID, Field
 from dphub.datastore.sqlguard import Dialect
 from dphub.errors import InvalidQuery
 
@@ -48,12 +48,8 @@ _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no"})
 
 
-@dataclass(frozen=True)
-class Column:
-    """A column of a datastore table, typed with Table Schema's words (integer, number, date...)."""
-
-    name: str
-    type: str
+# a column of a datastore table, typed with Table Schema's words (integer, number, date...)
+Column = Field
 
 
 @dataclass(frozen=True)
