@@ -59,7 +59,8 @@ BYTES_PER_ROW = 80
 REQUEST_TIMEOUT_S = 1800.0
 
 REFERENCE = r"""
-import json, resource, sys, time
+import json, re, sys, time
+from pathlib import Path
 import duckdb
 source, target = sys.argv[1], sys.argv[2]
 start = time.perf_counter()
@@ -70,7 +71,8 @@ con.execute(
 )
 con.close()
 seconds = time.perf_counter() - start
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM is this process's own peak (ru_maxrss would carry over the forking parent's)
+rss = int(re.search(r"VmHWM:\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) / 1024
 print(json.dumps({"seconds": seconds, "rss_mb": rss}))
 """
 
