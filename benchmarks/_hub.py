@@ -7,7 +7,6 @@ logged in), so every benchmark runs it the same way.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import math
@@ -16,7 +15,7 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -371,36 +370,3 @@ def rate(rows: int, seconds: float) -> str:
 
 def verdict(ok: bool) -> str:
     return "OK" if ok else "MISSED"
-
-
-def in_workdir(
-    args: argparse.Namespace,
-    *,
-    prefix: str,
-    needed: int,
-    run: Callable[[argparse.Namespace, Path], None],
-) -> int:
-    """Run a benchmark in a fresh work folder under ``--workdir`` (or the temp dir) with room for
-    ``needed`` bytes; the folder goes afterwards unless ``--keep``. Returns the exit code."""
-    import shutil
-    import tempfile
-
-    import push as bench
-    from push import BenchmarkFailed
-
-    parent = args.workdir or Path(tempfile.gettempdir())
-    parent.mkdir(parents=True, exist_ok=True)
-    if not bench._has_room(parent, needed, "choose another --workdir"):
-        return 1
-    work = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    try:
-        run(args, work)
-    except BenchmarkFailed as exc:
-        print(f"FAIL: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if args.keep:
-            print(f"kept {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    return 0

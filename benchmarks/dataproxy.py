@@ -31,11 +31,9 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -346,25 +344,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    parent = args.workdir or Path(tempfile.gettempdir())
-    parent.mkdir(parents=True, exist_ok=True)
     # Each CSV, its blob and DuckDB's JSON (about three times the CSV), plus some room.
     small = args.rows * BYTES_PER_ROW
     big = 0 if args.no_big else args.big_mib * MIB
-    if not bench._has_room(parent, 6 * (small + big) + 256 * MIB, "choose another --workdir"):
-        return 1
-    work = Path(tempfile.mkdtemp(prefix="dphub-dataproxy-bench-", dir=parent))
-    try:
-        run(args, work)
-    except BenchmarkFailed as exc:
-        print(f"FAIL: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if args.keep:
-            print(f"kept {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    return 0
+    needed = 6 * (small + big) + 256 * MIB
+    return bench.in_workdir(args, prefix="dphub-dataproxy-bench-", needed=needed, run=run)
 
 
 def run(args: argparse.Namespace, work: Path) -> None:

@@ -184,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The CSV, its blob, the derived CSV and JSON (about twice as large), the zip, the datastore
     # table, the processing's DuckDB spill and the references' copies, plus some room.
     needed = 12 * args.rows * BYTES_PER_ROW + 256 * MIB
-    return _hub.in_workdir(args, prefix="dphub-ingest-bench-", needed=needed, run=run)
+    return bench.in_workdir(args, prefix="dphub-ingest-bench-", needed=needed, run=run)
 
 
 def run(args: argparse.Namespace, work: Path) -> None:

@@ -40,8 +40,9 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -595,14 +596,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             needed += store_needed
         elif not _has_room(store_dir, store_needed, "set TMPDIR to another folder"):
             return 1
+    if args.storage == "s3":
+        return in_workdir(
+            args, prefix="dphub-push-bench-", needed=needed, run=partial(run_s3, total=total)
+        )
+    return in_workdir(
+        args, prefix="dphub-push-bench-", needed=needed, run=partial(run, total=total)
+    )
+
+
+def in_workdir(
+    args: argparse.Namespace,
+    *,
+    prefix: str,
+    needed: int,
+    run: Callable[[argparse.Namespace, Path], None],
+) -> int:
+    """Run a benchmark in a fresh work folder under ``--workdir`` (or the temp dir) with room for
+    ``needed`` bytes; the folder goes afterwards unless ``--keep``. Returns the exit code."""
+    parent = args.workdir or Path(tempfile.gettempdir())
+    parent.mkdir(parents=True, exist_ok=True)
     if not _has_room(parent, needed, "choose another --workdir"):
         return 1
-    work = Path(tempfile.mkdtemp(prefix="dphub-push-bench-", dir=parent))
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     try:
-        if args.storage == "s3":
-            run_s3(args, work, total)
-        else:
-            run(args, work, total)
+        run(args, work)
     except BenchmarkFailed as exc:
         print(f"FAIL: {exc}", file=sys.stderr)
         return 1

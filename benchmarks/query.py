@@ -447,7 +447,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     # The CSV and the hub's copies of it (see ingest.py), and the SQLite copy.
     needed = 14 * args.rows * BYTES_PER_ROW + 256 * MIB
-    return _hub.in_workdir(args, prefix="dphub-query-bench-", needed=needed, run=run)
+    return bench.in_workdir(args, prefix="dphub-query-bench-", needed=needed, run=run)
 
 
 def run(args: argparse.Namespace, work: Path) -> None:

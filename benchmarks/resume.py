@@ -28,14 +28,13 @@ import contextlib
 import hashlib
 import json
 import math
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -253,24 +252,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     total = args.size_mib * MIB
-    parent = args.workdir or Path(tempfile.gettempdir())
-    parent.mkdir(parents=True, exist_ok=True)
     # The file, the hub's parts and blob (or SeaweedFS's), plus some room.
     needed = 3 * total + 256 * MIB
-    if not bench._has_room(parent, needed, "choose another --workdir"):
-        return 1
-    work = Path(tempfile.mkdtemp(prefix="dphub-resume-bench-", dir=parent))
-    try:
-        run(args, work, total)
-    except BenchmarkFailed as exc:
-        print(f"FAIL: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if args.keep:
-            print(f"kept {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    return 0
+    return bench.in_workdir(
+        args, prefix="dphub-resume-bench-", needed=needed, run=partial(run, total=total)
+    )
 
 
 def run(args: argparse.Namespace, work: Path, total: int) -> None:
