@@ -86,7 +86,7 @@ def locate_source(hub: Hub, principal: Principal | None, path: str) -> HubSource
     return HubSource(stored.sha256, stored.size, stored_path, resource, private, ref is not None)
 
 
-def check_outside(url: str, allowed_hosts: tuple[str, ...]) -> None:
+def check_outside(allowed_hosts: tuple[str, ...]) -> None:
     if not allowed_hosts:
         raise Forbidden(
             "This hub converts only its own files: the url must name a file of this hub"

@@ -29,7 +29,6 @@ from dphub.metastore.models import (
     DatastoreTable,
     Package,
     Revision,
-    RevisionFile,
     RevisionOutput,
 )
 from dphub.pipeline import jobs
@@ -133,10 +132,6 @@ class Recorder:
                 entry["status"] = "SKIPPED"
 
 
-def _source_files(db: Session, revision: Revision) -> dict[str, RevisionFile]:
-    return {f.path: f for f in revision.files}
-
-
 def process(hub: Hub, claim: jobs.Claim, *, alive: Callable[[], bool] = lambda: True) -> str:
     """Process the claimed revision; returns its final state (SUCCEEDED or FAILED)."""
     with hub.sessions() as db:
@@ -144,7 +139,7 @@ def process(hub: Hub, claim: jobs.Claim, *, alive: Callable[[], bool] = lambda: 
         if revision is None:
             return "FAILED"
         descriptor: dict[str, Any] = dict(revision.descriptor)
-        files = {path: (f.sha256, f.size) for path, f in _source_files(db, revision).items()}
+        files = {f.path: (f.sha256, f.size) for f in revision.files}
     run = Run(revision_id=claim.revision_id)
     recorder = Recorder(hub.sessions, run, alive)
     # one folder per job: holding the claim means any earlier holder is dead or superseded, so

@@ -216,7 +216,7 @@ def _outside(request: Request, hub: Hub, url: str, options: Options) -> Response
     from dphub.dataproxy.remote import fetch
 
     allowed = hub.settings.dataproxy_allowed_hosts_list
-    proxied.check_outside(url, allowed)
+    proxied.check_outside(allowed)
     workdir = _workdir(hub)
     try:
         fetched = fetch(
