@@ -110,6 +110,11 @@ class Forbidden(DphubError):
     default_message = "You are not allowed to do this."
 
 
+class InsufficientScope(Forbidden):
+    code = "insufficient-scope"
+    default_message = "The API key's scope does not cover this."
+
+
 class PolicyExpired(Forbidden):
     code = "policy-expired"
     default_message = "The signed upload form has expired: ask for a new one."
@@ -154,6 +159,21 @@ class UploadSessionNotFound(NotFound):
     default_message = "No open upload session matches this URL: authorize the upload again."
 
 
+class PublisherNotFound(NotFound):
+    code = "publisher-not-found"
+    default_message = "No such publisher."
+
+
+class UserNotFound(NotFound):
+    code = "user-not-found"
+    default_message = "No such user."
+
+
+class KeyNotFound(NotFound):
+    code = "key-not-found"
+    default_message = "No such API key of yours."
+
+
 class QueryTimeout(DphubError):
     code = "query-timeout"
     status = 408
@@ -187,6 +207,14 @@ class NotProcessed(Conflict):
 class AlreadyExists(Conflict):
     code = "already-exists"
     default_message = "This already exists."
+
+
+class RateLimited(DphubError):
+    """Too many attempts; ``retry_after`` (seconds) goes to the ``Retry-After`` header too."""
+
+    code = "rate-limited"
+    status = 429
+    default_message = "Too many attempts: wait a little and try again."
 
 
 class PayloadTooLarge(DphubError):

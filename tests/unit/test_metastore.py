@@ -36,6 +36,15 @@ TABLES = {
     "jobs",
     "revision_outputs",
     "datastore_tables",
+    "publishers",
+    "memberships",
+    "collaborators",
+    "signing_keys",
+    "audit_events",
+    "rate_counters",
+    "trusted_publishers",
+    "oidc_identities",
+    "oidc_logins",
 }
 
 
@@ -64,10 +73,10 @@ def test_upgrade_creates_every_table(migrated: Engine) -> None:
 
 def test_upgrade_is_idempotent_and_reaches_head(migrated: Engine) -> None:
     head = ScriptDirectory.from_config(alembic_config(migrated)).get_current_head()
-    assert head == "0002"
+    assert head == "0003"
     assert current_revision(migrated) == head
     upgrade(migrated)
-    assert current_revision(migrated) == "0002"
+    assert current_revision(migrated) == "0003"
     assert set(inspect(migrated).get_table_names()) == TABLES | {"alembic_version"}
 
 
@@ -158,7 +167,7 @@ def test_downgrade_to_base_and_up_again(migrated: Engine) -> None:
     assert current_revision(migrated) is None
     assert set(inspect(migrated).get_table_names()) == {"alembic_version"}
     upgrade(migrated)
-    assert current_revision(migrated) == "0002"
+    assert current_revision(migrated) == "0003"
     assert set(inspect(migrated).get_table_names()) == TABLES | {"alembic_version"}
 
 

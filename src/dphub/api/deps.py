@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from dphub.auth.accounts import get_user, principal_of, user_for_api_key
+from dphub.auth.accounts import get_user, principal_for_api_key, principal_of
 from dphub.auth.apikeys import looks_like_api_key
 from dphub.auth.principal import Principal
 from dphub.auth.tokens import read_token
@@ -39,7 +39,7 @@ def presented_token(request: Request) -> str | None:
 def resolve_principal(hub: Hub, token: str) -> Principal:
     with transaction(hub.sessions) as db:
         if looks_like_api_key(token):
-            return principal_of(user_for_api_key(db, token))
+            return principal_for_api_key(db, token)
         claims = read_token(token, secret_key=hub.settings.secret_key)
         user = get_user(db, claims.user_id)
         if user is None or user.username != claims.username:

@@ -37,6 +37,9 @@ def error_response(exc: DphubError, headers: dict[str, str] | None = None) -> JS
     headers = dict(headers or {})
     if exc.status == 401:
         headers.setdefault("WWW-Authenticate", 'Bearer realm="dphub"')
+    retry_after = exc.details.get("retry_after")
+    if exc.status in (429, 503) and isinstance(retry_after, int):
+        headers.setdefault("Retry-After", str(retry_after))
     return JSON(exc.to_body(), status_code=exc.status, headers=headers)
 
 

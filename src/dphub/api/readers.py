@@ -9,8 +9,9 @@ from urllib.parse import quote
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dphub.auth.permissions import Action, PackageRef, require
+from dphub.auth.permissions import Action, require
 from dphub.auth.principal import Principal
+from dphub.auth.roles import package_ref
 from dphub.errors import (
     InvalidQuery,
     PackageNotFound,
@@ -51,7 +52,7 @@ def locate(
     package = find_package(db, owner, name)
     if package is None:
         raise PackageNotFound()
-    require(principal, Action.PACKAGE_READ, PackageRef(owner, name, package.findability))
+    require(principal, Action.PACKAGE_READ, package_ref(db, principal, package))
     revision = get_revision(db, package, ref)
     outputs = db.scalars(select(RevisionOutput).where(RevisionOutput.revision_id == revision.id))
     return Located(

@@ -11,14 +11,28 @@ from dphub.auth.apikeys import hash_api_key, looks_like_api_key, new_api_key
 from dphub.auth.passwords import MIN_PASSWORD_LENGTH, burn_time, hash_password, verify_password
 from dphub.auth.principal import Principal
 from dphub.errors import AlreadyExists, InvalidCredentials, InvalidRequest, InvalidToken
-from dphub.metastore.models import ApiKey, User
+from dphub.metastore.models import ApiKey, Publisher, User
 from dphub.names import check_publisher_name
 
 EMAIL_MAX = 320
 
 
-def principal_of(user: User) -> Principal:
-    return Principal(user.id, user.username, user.email, user.is_admin)
+def principal_of(user: User, key: ApiKey | None = None) -> Principal:
+    """The user as a principal; through an API key, with the key's scope and limit."""
+    if key is None:
+        return Principal(user.id, user.username, user.email, user.is_admin)
+    package = (key.package.owner, key.package.name) if key.package is not None else None
+    publisher = key.publisher.name if key.publisher is not None else None
+    return Principal(
+        user.id,
+        user.username,
+        user.email,
+        user.is_admin,
+        scope=key.scope,
+        package=package,
+        publisher=publisher,
+        via="api-key",
+    )
 
 
 def create_user(
@@ -45,6 +59,11 @@ def create_user(
     if taken is not None:
         what = "username" if taken.username == username else "email"
         raise AlreadyExists(f"A user with this {what} already exists.", field=what)
+    if session.scalar(select(Publisher.id).where(Publisher.name == username)) is not None:
+        raise AlreadyExists(
+            f"{username!r} is already the name of an organization.", field="username"
+        )
+    session.add(Publisher(name=username, kind="user", title=full_name))
     user = User(
         username=username,
         email=email.lower(),
@@ -72,8 +91,9 @@ def find_user(session: Session, login: str) -> User | None:
     return session.scalar(select(User).where(User.username == login))
 
 
-def authenticate(session: Session, *, login: str, secret: str) -> User:
-    """The user whose username or email is ``login`` and whose API key or password is ``secret``."""
+def authenticate(session: Session, *, login: str, secret: str) -> Principal:
+    """The user whose username or email is ``login`` and whose API key or password is ``secret``;
+    through a key, with that key's scope and limit."""
     user = find_user(session, login)
     if user is None:
         burn_time(secret)
@@ -82,18 +102,18 @@ def authenticate(session: Session, *, login: str, secret: str) -> User:
         key = _live_key(session, secret)
         if key is not None and key.user_id == user.id:
             key.last_used_at = datetime.now(UTC)
-            return user
+            return principal_of(user, key)
     if verify_password(user.password_hash, secret):
-        return user
+        return principal_of(user)
     raise InvalidCredentials()
 
 
-def user_for_api_key(session: Session, secret: str) -> User:
+def principal_for_api_key(session: Session, secret: str) -> Principal:
     key = _live_key(session, secret)
     if key is None:
-        raise InvalidToken("The API key is not valid or has been revoked.")
+        raise InvalidToken("The API key is not valid, has expired or has been revoked.")
     key.last_used_at = datetime.now(UTC)
-    return key.user
+    return principal_of(key.user, key)
 
 
 def _live_key(session: Session, secret: str) -> ApiKey | None:

@@ -16,8 +16,9 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dphub import datapackage
-from dphub.auth.permissions import Action, PublisherRef, require
+from dphub.auth.permissions import Action, require
 from dphub.auth.principal import Principal
+from dphub.auth.roles import new_package_ref
 from dphub.bitstore import BitStore, BlobInfo
 from dphub.config import Settings
 from dphub.errors import (
@@ -155,7 +156,6 @@ def _plan(
         raise UploadSessionNotFound()
     if upload.expires_at <= datetime.now(UTC):
         raise UploadSessionNotFound("This upload session has expired: push again.")
-    require(principal, Action.PACKAGE_PUSH, PublisherRef(upload.owner))
     files = {f.path: f for f in upload.files}
     if descriptor_path != DESCRIPTOR_NAME or descriptor_path not in files:
         raise InvalidRequest(
@@ -191,6 +191,7 @@ def _plan(
     descriptor = datapackage.parse_descriptor(raw)
     datapackage.check_descriptor(descriptor)
     name = _package_name(descriptor, upload.name)
+    _check_push(db, principal, upload.owner, name, upload.findability)
     problems = []
     for pointer, path in datapackage.local_paths(descriptor):
         if path not in files:
@@ -218,6 +219,17 @@ def _plan(
         files=list(files.values()),
         arrived=arrived,
     )
+
+
+def _check_push(
+    db: Session, principal: Principal, owner: str, name: str, findability: str | None
+) -> None:
+    """Pushing needs the editor role; changing an existing package's findability needs owner."""
+    package = find_package(db, owner, name)
+    ref = new_package_ref(db, principal, owner, name, package)
+    require(principal, Action.PACKAGE_PUSH, ref)
+    if package is not None and findability is not None and findability != package.findability:
+        require(principal, Action.PACKAGE_MANAGE, ref)
 
 
 def _package_name(descriptor: dict[str, Any], session_name: str | None) -> str:

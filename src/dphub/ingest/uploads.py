@@ -20,15 +20,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dphub.auth.permissions import Action, PublisherRef, require
+from dphub.auth.permissions import Action, require
 from dphub.auth.principal import Principal
+from dphub.auth.roles import new_package_ref
 from dphub.bitstore import BitStore, BlobInfo
 from dphub.bitstore.signing import UploadGrant, hex_to_b64, md5_b64_to_hex
 from dphub.config import FINDABILITIES, Settings
 from dphub.errors import InvalidRequest, UploadSessionNotFound
 from dphub.ingest import multipart
 from dphub.metastore.models import UploadSession, UploadSessionFile
-from dphub.metastore.packages import blob_readable_by, known_md5
+from dphub.metastore.packages import blob_readable_by, find_package, known_md5
 from dphub.names import check_name, check_path, check_publisher_name
 
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -73,8 +74,11 @@ def authorize(
     request: AuthorizeRequest,
 ) -> dict[str, Any]:
     owner = check_publisher_name(request.owner or principal.username)
-    require(principal, Action.PACKAGE_PUSH, PublisherRef(owner))
     name = check_name(request.name, what="package name") if request.name else None
+    package = find_package(db, owner, name) if name else None
+    require(
+        principal, Action.PACKAGE_PUSH, new_package_ref(db, principal, owner, name or "", package)
+    )
     if request.findability is not None and request.findability not in FINDABILITIES:
         raise InvalidRequest(
             f"findability must be one of {', '.join(FINDABILITIES)}.", field="findability"

@@ -96,8 +96,18 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    scope: Mapped[str] = mapped_column(String(16), default="admin", server_default="admin")
+    """``read``, ``publish`` or ``admin``: what the key may do, within what its user may do."""
+    package_id: Mapped[int | None] = mapped_column(ForeignKey("packages.id", ondelete="CASCADE"))
+    """When set, the key acts on this package only."""
+    publisher_id: Mapped[int | None] = mapped_column(
+        ForeignKey("publishers.id", ondelete="CASCADE")
+    )
+    """When set, the key acts on this publisher's packages only."""
 
     user: Mapped[User] = relationship(back_populates="api_keys")
+    package: Mapped[Package | None] = relationship()
+    publisher: Mapped[Publisher | None] = relationship()
 
 
 class Package(Base):
@@ -279,3 +289,142 @@ class DatastoreTable(Base):
     table_name: Mapped[str] = mapped_column(String(100), unique=True)
     columns: Mapped[list[dict[str, Any]]] = mapped_column(Document)
     rows: Mapped[int] = mapped_column(BigInteger)
+
+
+class Publisher(Base):
+    """A name in the one namespace that users and organizations share."""
+
+    __tablename__ = "publishers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    """``user`` or ``organization``."""
+    title: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Membership(Base):
+    """A user's role (owner, editor, viewer) in an organization."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (
+        UniqueConstraint("publisher_id", "user_id", name="uq_memberships_publisher_user"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    publisher_id: Mapped[int] = mapped_column(ForeignKey("publishers.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Collaborator(Base):
+    """A user's role on one package, on top of what the package's publisher grants."""
+
+    __tablename__ = "collaborators"
+    __table_args__ = (
+        UniqueConstraint("package_id", "user_id", name="uq_collaborators_package_user"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    package_id: Mapped[int] = mapped_column(ForeignKey("packages.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SigningKey(Base):
+    """A key pair that signs session tokens. The newest unretired key signs; every key not yet
+    past its retirement grace still verifies, so rotating keys logs nobody out."""
+
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    algorithm: Mapped[str] = mapped_column(String(16))
+    private_key: Mapped[str] = mapped_column(Text)
+    public_key: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    retired_at: Mapped[datetime | None]
+
+
+class AuditEvent(Base):
+    """A security event: logins, failed logins, tokens, roles, findability, deletes."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_created_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    event: Mapped[str] = mapped_column(String(64), index=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    """``ok``, ``denied`` or ``failed``."""
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    actor: Mapped[str | None] = mapped_column(String(320))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(500))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class RateCounter(Base):
+    """Attempts by one key (an IP, an account) in one fixed window; shared by every API process."""
+
+    __tablename__ = "rate_counters"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class TrustedPublisher(Base):
+    """An OIDC issuer and subject pattern (a CI workflow) allowed to push one package."""
+
+    __tablename__ = "trusted_publishers"
+    __table_args__ = (
+        UniqueConstraint(
+            "owner", "name", "issuer", "subject", name="uq_trusted_publishers_identity"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(100))
+    issuer: Mapped[str] = mapped_column(String(500))
+    subject: Mapped[str] = mapped_column(String(500))
+    """A subject, or a pattern with ``*`` wildcards."""
+    audience: Mapped[str | None] = mapped_column(String(500))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OidcIdentity(Base):
+    """A user's account at an OIDC provider, linked to their dphub user."""
+
+    __tablename__ = "oidc_identities"
+    __table_args__ = (
+        UniqueConstraint("issuer", "subject", name="uq_oidc_identities_issuer_subject"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    issuer: Mapped[str] = mapped_column(String(500))
+    subject: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OidcLogin(Base):
+    """One started OIDC login: its state, nonce and PKCE verifier, used at most once."""
+
+    __tablename__ = "oidc_logins"
+
+    state: Mapped[str] = mapped_column(String(128), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(100))
+    nonce: Mapped[str] = mapped_column(String(128))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    next: Mapped[str | None] = mapped_column(String(2000))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    used_at: Mapped[datetime | None]
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    """The user the provider vouched for, once the callback has run."""
+    handoff_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    """SHA-256 of the one-time code a command-line login redeems for its token."""

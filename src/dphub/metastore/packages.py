@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import Select, exists, or_, select, update
+from sqlalchemy import Select, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from dphub.auth.principal import Principal
+from dphub.auth.roles import listed_clause
 from dphub.errors import PackageNotFound, RevisionNotFound
 from dphub.metastore.models import (
     Package,
@@ -31,13 +32,14 @@ def find_package(session: Session, owner: str, name: str) -> Package | None:
     )
 
 
-def list_packages(session: Session, owner: str, findabilities: Sequence[str]) -> Sequence[Package]:
+def list_packages(session: Session, owner: str, principal: Principal | None) -> Sequence[Package]:
+    """``owner``'s processed packages that ``principal`` sees listed."""
     query = (
         select(Package)
         .where(
             Package.owner == owner,
             Package.deleted_at.is_(None),
-            Package.findability.in_(findabilities),
+            listed_clause(principal),
             Package.successful_revision.is_not(None),
         )
         .order_by(Package.name)
@@ -78,8 +80,9 @@ def list_revisions(session: Session, package: Package) -> Sequence[Revision]:
 
 
 def visible_files_query(sha256: str, principal: Principal) -> Select[int]:
-    """Revision files with these bytes in a package ``principal`` may read as its own or published."""
-    readable = or_(Package.findability == "published", Package.owner == principal.username)
+    """Revision files with these bytes in a package ``principal`` sees listed (published, or one it
+    holds a role on)."""
+    readable = listed_clause(principal)
     return (
         select(RevisionFile.id)
         .join(Revision, Revision.id == RevisionFile.revision_id)

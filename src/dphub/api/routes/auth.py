@@ -55,7 +55,7 @@ def _token_for(hub: Hub, login: str, secret: str) -> dict[str, Any]:
     with transaction(hub.sessions) as db:
         user = authenticate(db, login=login, secret=secret)
         token, expires_at = issue_token(
-            user_id=user.id,
+            user_id=user.user_id,
             username=user.username,
             secret_key=hub.settings.secret_key,
             ttl=hub.settings.token_ttl,

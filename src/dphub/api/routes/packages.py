@@ -10,7 +10,6 @@ from starlette.concurrency import run_in_threadpool
 from dphub.api import readers
 from dphub.api.deps import HubDep, MaybePrincipal
 from dphub.api.responses import JSON
-from dphub.auth.permissions import readable_findabilities
 from dphub.metastore.packages import list_packages, list_revisions
 from dphub.names import check_name
 
@@ -28,8 +27,7 @@ async def list_owner(owner: str, hub: HubDep, principal: MaybePrincipal) -> JSON
 
     def work() -> list[str]:
         with hub.sessions() as db:
-            shown = readable_findabilities(principal, owner)
-            return [p.name for p in list_packages(db, owner, shown)]
+            return [p.name for p in list_packages(db, owner, principal)]
 
     return JSON({"data": await run_in_threadpool(work)})
 
