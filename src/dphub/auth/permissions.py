@@ -12,8 +12,9 @@ resource is a fact loaded by :mod:`dphub.auth.roles`; the decision is made here,
   owner everywhere.
 - A credential's scope (``read`` < ``publish`` < ``admin``) caps what it may do, and a credential
   limited to one package or publisher acts as anonymous everywhere else.
-- A package that may not be read is reported as *not found*, whatever the action, so its existence is
-  not revealed.
+- A package that may not be read is reported as *not found* to a signed-in caller, whatever the
+  action, so its existence is not revealed; an anonymous caller is asked to log in (``401``) for
+  anything but reading, whatever the package.
 """
 
 from __future__ import annotations
@@ -192,6 +193,10 @@ def require(principal: Principal | None, action: Action, resource: Resource) -> 
     """Raise the error the caller should see when ``principal`` may not do ``action``."""
     if can(principal, action, resource):
         return
+    if action is Action.PACKAGE_READ:
+        raise PackageNotFound()
+    if principal is None:
+        raise Unauthenticated()
     if (
         action in PACKAGE_ACTIONS
         and isinstance(resource, PackageRef)
@@ -200,10 +205,8 @@ def require(principal: Principal | None, action: Action, resource: Resource) -> 
     ):
         raise PackageNotFound()
     caller = _effective(principal, resource)
-    if caller is None and principal is not None:
-        raise Forbidden(_outside_limit(principal), action=action.value)
     if caller is None:
-        raise Unauthenticated()
+        raise Forbidden(_outside_limit(principal), action=action.value)
     if not caller.has_scope(SCOPE_OF[action]):
         raise InsufficientScope(
             f"This credential has the {caller.scope!r} scope; {action.value} needs"

@@ -16,7 +16,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dphub import datapackage
-from dphub.auth.permissions import Action, require
+from dphub.auth import audit
+from dphub.auth.permissions import Action, UploadRef, can, require
 from dphub.auth.principal import Principal
 from dphub.auth.roles import new_package_ref
 from dphub.bitstore import BitStore, BlobInfo
@@ -140,7 +141,7 @@ def _already_finalized(db: Session, key: str, principal: Principal) -> Finalized
     """A retried finalize of a session that already made its revision answers the same again."""
     session_id, _ = split_key(key)
     upload = db.get(UploadSession, session_id)
-    if upload is None or upload.user_id != principal.user_id:
+    if upload is None or not can(principal, Action.UPLOAD_OWN, UploadRef(upload.user_id)):
         raise UploadSessionNotFound()
     if upload.closed_at is None or upload.revision is None or upload.name is None:
         return None
@@ -152,7 +153,7 @@ def _plan(
 ) -> _Plan:
     session_id, descriptor_path = split_key(key)
     upload = db.get(UploadSession, session_id)
-    if upload is None or upload.user_id != principal.user_id:
+    if upload is None or not can(principal, Action.UPLOAD_OWN, UploadRef(upload.user_id)):
         raise UploadSessionNotFound()
     if upload.expires_at <= datetime.now(UTC):
         raise UploadSessionNotFound("This upload session has expired: push again.")
@@ -277,7 +278,15 @@ def _write(
         upload = db.get(UploadSession, plan.session_id, with_for_update=True)
         if upload is None or upload.closed_at is not None:
             raise Conflict("This upload session was finalized by another request.")
-        if plan.findability is not None:
+        if plan.findability is not None and plan.findability != package.findability:
+            audit.record(
+                db,
+                "package.findability",
+                principal=principal,
+                target=f"{plan.owner}/{plan.name}",
+                before=package.findability,
+                after=plan.findability,
+            )
             package.findability = plan.findability
         total = sum(f.size for f in plan.files)
         revision = Revision(

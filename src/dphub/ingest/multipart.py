@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from dphub.auth.permissions import Action, UploadRef, can
 from dphub.auth.principal import Principal
 from dphub.bitstore import BitStore, BlobInfo
 from dphub.config import Settings
@@ -96,7 +97,7 @@ def plan(
 
 def _owned(db: Session, principal: Principal, upload_id: str) -> MultipartUpload:
     upload = db.get(MultipartUpload, upload_id)
-    if upload is None or upload.user_id != principal.user_id:
+    if upload is None or not can(principal, Action.UPLOAD_OWN, UploadRef(upload.user_id)):
         raise NotFound("No such multipart upload.")
     return upload
 

@@ -20,6 +20,7 @@ from starlette.responses import Response, StreamingResponse
 
 from dphub.api import proxied
 from dphub.api.deps import HubDep, MaybePrincipal
+from dphub.auth.permissions import Action, needs
 from dphub.dataproxy import Options, open_table
 from dphub.errors import InvalidRequest
 from dphub.hub import Hub
@@ -106,7 +107,11 @@ def _options(
     )
 
 
-@router.get("/api/dataproxy", summary="A tabular file as JSON, NDJSON or CSV, streamed")
+@router.get(
+    "/api/dataproxy",
+    summary="A tabular file as JSON, NDJSON or CSV, streamed",
+    openapi_extra=needs(Action.PACKAGE_READ),
+)
 async def dataproxy(
     request: Request,
     hub: HubDep,

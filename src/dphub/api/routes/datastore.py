@@ -18,6 +18,7 @@ from dphub.api import readers
 from dphub.api.body import read_json
 from dphub.api.deps import HubDep, MaybePrincipal
 from dphub.api.responses import JSON
+from dphub.auth.permissions import Action, needs
 from dphub.datastore.interfaces import Answer
 from dphub.datastore.search import (
     Column,
@@ -80,7 +81,11 @@ def _check_format(records_format: str) -> None:
         )
 
 
-@router.get("/search", summary="Search one datastore table: filters, full text, sort, paging")
+@router.get(
+    "/search",
+    summary="Search one datastore table: filters, full text, sort, paging",
+    openapi_extra=needs(Action.PACKAGE_READ),
+)
 async def search(
     request: Request,
     hub: HubDep,
@@ -191,6 +196,7 @@ async def _sql_text(request: Request, sql: str | None) -> str:
     "/sql",
     methods=["GET", "POST"],
     summary="Run one read-only SELECT over datastore tables, named by their resource ids",
+    openapi_extra=needs(Action.PACKAGE_READ),
 )
 async def sql_query(
     request: Request,

@@ -18,6 +18,7 @@ from dphub.api.deps import HubDep, MaybePrincipal
 from dphub.api.download import serve_blob
 from dphub.api.responses import JSON
 from dphub.api.routes.dataproxy import stream_table
+from dphub.auth.permissions import Action, needs
 from dphub.dataproxy import Options
 from dphub.errors import ResourceNotFound
 from dphub.hub import Hub
@@ -171,6 +172,7 @@ def _serve_blob(
     "/{owner}/{name}/datapackage.json",
     methods=["GET", "HEAD"],
     summary="The package descriptor with hub URLs",
+    openapi_extra=needs(Action.PACKAGE_READ),
 )
 async def descriptor(
     owner: str, name: str, request: Request, hub: HubDep, principal: MaybePrincipal
@@ -182,6 +184,7 @@ async def descriptor(
     "/{owner}/{name}/v/{ref}/datapackage.json",
     methods=["GET", "HEAD"],
     summary="A revision's descriptor",
+    openapi_extra=needs(Action.PACKAGE_READ),
 )
 async def descriptor_at(
     owner: str, name: str, ref: str, request: Request, hub: HubDep, principal: MaybePrincipal
@@ -190,7 +193,10 @@ async def descriptor_at(
 
 
 @router.api_route(
-    "/{owner}/{name}/r/{leaf:path}", methods=["GET", "HEAD"], summary="A resource by name or index"
+    "/{owner}/{name}/r/{leaf:path}",
+    methods=["GET", "HEAD"],
+    summary="A resource by name or index",
+    openapi_extra=needs(Action.PACKAGE_READ),
 )
 async def resource(
     owner: str, name: str, leaf: str, request: Request, hub: HubDep, principal: MaybePrincipal
@@ -202,6 +208,7 @@ async def resource(
     "/{owner}/{name}/v/{ref}/r/{leaf:path}",
     methods=["GET", "HEAD"],
     summary="A revision's resource",
+    openapi_extra=needs(Action.PACKAGE_READ),
 )
 async def resource_at(
     owner: str,
@@ -219,6 +226,7 @@ async def resource_at(
     "/{owner}/{name}/files/{path:path}",
     methods=["GET", "HEAD"],
     summary="A stored file by its path",
+    openapi_extra=needs(Action.PACKAGE_READ),
 )
 async def file(
     owner: str, name: str, path: str, request: Request, hub: HubDep, principal: MaybePrincipal
@@ -230,6 +238,7 @@ async def file(
     "/{owner}/{name}/v/{ref}/files/{path:path}",
     methods=["GET", "HEAD"],
     summary="A revision's file by its path",
+    openapi_extra=needs(Action.PACKAGE_READ),
 )
 async def file_at(
     owner: str,
@@ -247,6 +256,7 @@ async def file_at(
     "/{owner}/{name}",
     methods=["GET", "HEAD"],
     summary="The package, as JSON",
+    openapi_extra=needs(Action.PACKAGE_READ),
 )
 async def package_page(owner: str, name: str, hub: HubDep, principal: MaybePrincipal) -> JSON:
     def work() -> dict[str, Any]:

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from dphub.api.deps import CurrentPrincipal, HubDep
 from dphub.api.responses import JSON
 from dphub.api.routes.publish import pump
+from dphub.auth.permissions import Action, needs
 from dphub.bitstore.local import MULTIPART_PATH, LocalBitStore, LocalPartWriter
 from dphub.bitstore.signing import PartSigner
 from dphub.errors import NotFound
@@ -25,6 +26,7 @@ MAX_PART_NUMBER = 10_000
     "/{upload_id}/{number}",
     status_code=204,
     summary="Upload one part of a multipart upload to its signed URL (hub's own store)",
+    openapi_extra=needs(Action.SIGNED_UPLOAD),
 )
 async def upload_part(upload_id: str, number: int, request: Request, hub: HubDep) -> Response:
     store = hub.bitstore
@@ -46,7 +48,11 @@ async def upload_part(upload_id: str, number: int, request: Request, hub: HubDep
     return Response(status_code=204)
 
 
-@router.get("/{upload_id}", summary="Which parts of a multipart upload the store holds")
+@router.get(
+    "/{upload_id}",
+    summary="Which parts of a multipart upload the store holds",
+    openapi_extra=needs(Action.UPLOAD_OWN),
+)
 async def upload_status(upload_id: str, hub: HubDep, principal: CurrentPrincipal) -> JSON:
     def work() -> dict[str, Any]:
         return multipart.status(
@@ -59,6 +65,7 @@ async def upload_status(upload_id: str, hub: HubDep, principal: CurrentPrincipal
 @router.post(
     "/{upload_id}/complete",
     summary="Join the parts, verify the file's SHA-256 and file it under that hash",
+    openapi_extra=needs(Action.UPLOAD_OWN),
 )
 async def complete(upload_id: str, hub: HubDep, principal: CurrentPrincipal) -> JSON:
     blob = await run_in_threadpool(

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from dphub.api import readers
 from dphub.api.deps import HubDep, MaybePrincipal
 from dphub.api.responses import JSON
+from dphub.auth.permissions import Action, needs
 from dphub.metastore.packages import list_packages, list_revisions
 from dphub.names import check_name
 
@@ -21,7 +22,9 @@ RevisionQuery = Query(
 )
 
 
-@router.get("/{owner}", summary="List a publisher's packages")
+@router.get(
+    "/{owner}", summary="List a publisher's packages", openapi_extra=needs(Action.PUBLISHER_READ)
+)
 async def list_owner(owner: str, hub: HubDep, principal: MaybePrincipal) -> JSON:
     check_name(owner, what="publisher")
 
@@ -32,7 +35,11 @@ async def list_owner(owner: str, hub: HubDep, principal: MaybePrincipal) -> JSON
     return JSON({"data": await run_in_threadpool(work)})
 
 
-@router.get("/{owner}/{name}", summary="Show a package (its latest successful revision)")
+@router.get(
+    "/{owner}/{name}",
+    summary="Show a package (its latest successful revision)",
+    openapi_extra=needs(Action.PACKAGE_READ),
+)
 async def show(
     owner: str,
     name: str,
@@ -48,7 +55,11 @@ async def show(
     return JSON(await run_in_threadpool(work))
 
 
-@router.get("/{owner}/{name}/revisions", summary="List a package's revisions, newest first")
+@router.get(
+    "/{owner}/{name}/revisions",
+    summary="List a package's revisions, newest first",
+    openapi_extra=needs(Action.PACKAGE_READ),
+)
 async def revisions(owner: str, name: str, hub: HubDep, principal: MaybePrincipal) -> JSON:
     def work() -> list[dict[str, Any]]:
         with hub.sessions() as db:
@@ -65,6 +76,7 @@ async def revisions(owner: str, name: str, hub: HubDep, principal: MaybePrincipa
 @router.get(
     "/{owner}/{name}/revisions/{ref}",
     summary="A revision's processing status (a number, latest or successful)",
+    openapi_extra=needs(Action.PACKAGE_READ),
 )
 async def revision_status(
     owner: str, name: str, ref: str, hub: HubDep, principal: MaybePrincipal

@@ -13,6 +13,7 @@ from dphub.api.body import read_json
 from dphub.api.deps import CurrentPrincipal, HubDep
 from dphub.api.formupload import FormUpload, boundary_of
 from dphub.api.responses import JSON
+from dphub.auth.permissions import Action, needs
 from dphub.bitstore import BlobInfo, BlobWriter
 from dphub.bitstore.local import UPLOAD_PATH
 from dphub.errors import InvalidRequest
@@ -34,7 +35,11 @@ def _object_body(body: Any, *, shape: str) -> dict[str, Any]:
     return body
 
 
-@router.post("/api/datastore/authorize", summary="Authorize the upload of a package's files")
+@router.post(
+    "/api/datastore/authorize",
+    summary="Authorize the upload of a package's files",
+    openapi_extra=needs(Action.PACKAGE_PUSH),
+)
 async def authorize(request: Request, hub: HubDep, principal: CurrentPrincipal) -> JSON:
     body = _object_body(
         await read_json(request), shape='{"metadata": {"owner", "name"}, "filedata": {...}}'
@@ -54,7 +59,11 @@ async def authorize(request: Request, hub: HubDep, principal: CurrentPrincipal) 
     return JSON(await run_in_threadpool(work), headers={"Cache-Control": "no-store"})
 
 
-@router.post("/api/package/upload", summary="Finalize a push: create the package's new revision")
+@router.post(
+    "/api/package/upload",
+    summary="Finalize a push: create the package's new revision",
+    openapi_extra=needs(Action.UPLOAD_OWN),
+)
 async def finalize(request: Request, hub: HubDep, principal: CurrentPrincipal) -> JSON:
     body = _object_body(await read_json(request), shape='{"datapackage": "<upload_url>/<key>"}')
     done = await run_in_threadpool(
@@ -107,6 +116,7 @@ def _record(hub: Hub, key: str, info: BlobInfo) -> None:
     UPLOAD_PATH,
     status_code=204,
     summary="Upload one file with a presigned POST form (upload_query fields, then file)",
+    openapi_extra=needs(Action.SIGNED_UPLOAD),
 )
 async def upload_form(request: Request, hub: HubDep) -> Response:
     receiver = FormUpload(
@@ -129,6 +139,7 @@ async def upload_form(request: Request, hub: HubDep) -> Response:
     UPLOAD_PATH + "/{key:path}",
     status_code=204,
     summary="Upload one file's raw body to its presigned PUT URL",
+    openapi_extra=needs(Action.SIGNED_UPLOAD),
 )
 async def upload_put(key: str, request: Request, hub: HubDep) -> Response:
     length = request.headers.get("content-length")

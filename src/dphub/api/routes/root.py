@@ -7,12 +7,20 @@ from fastapi import APIRouter
 import dphub
 from dphub.api.deps import HubDep
 from dphub.api.responses import JSON
+from dphub.auth.permissions import Action, needs
 
 router = APIRouter(tags=["hub"])
 
 
-@router.get("/", summary="The hub's name, version and API description")
-@router.get("/api", summary="The hub's name, version and API description", include_in_schema=False)
+@router.get(
+    "/", summary="The hub's name, version and API description", openapi_extra=needs(Action.PUBLIC)
+)
+@router.get(
+    "/api",
+    summary="The hub's name, version and API description",
+    include_in_schema=False,
+    openapi_extra=needs(Action.PUBLIC),
+)
 async def root(hub: HubDep) -> JSON:
     base = hub.settings.base_url
     return JSON(

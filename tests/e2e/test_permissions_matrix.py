@@ -1,0 +1,372 @@
+"""The authorization matrix: every route, every kind of caller, every findability, against the
+table in docs/permissions.md, on the embedded hub (SQLite) and the scale hub (PostgreSQL)."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import HubServer, Publisher, cli, new_publisher, write_package
+from tests.routes import FINDABILITIES, PRINCIPALS, Route, app_routes, expected
+
+_unique = itertools.count(1)
+EMPTY_SHA = hashlib.sha256(b"{}").hexdigest()
+CSV = b"year,value\n2020,1\n2021,2\n"
+BIG = 9 * 1024 * 1024
+"""Above the test hubs' multipart threshold: authorizing it starts a multipart upload."""
+
+
+@dataclass
+class World:
+    hub: HubServer
+    org: str
+    users: dict[str, Publisher]
+    tokens: dict[str, str | None]
+    packages: dict[str, str]
+    """Package name by findability, all published by ``org``."""
+    guest: Publisher
+    upload_key: str = ""
+    multipart_id: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_org_owner(self) -> httpx.Client:
+        return self.hub.client(self.tokens["org owner"])
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    path: str
+    json: Any = None
+    params: dict[str, str] | None = None
+    content: bytes | None = None
+    headers: dict[str, str] | None = None
+    ok: tuple[int, ...] = (200,)
+    """Statuses that show the route did its work for an allowed caller."""
+
+
+Prepare = Callable[[World, str, str], Call]
+"""Builds the request for (world, findability, principal); may set state up first."""
+
+
+def _package(world: World, findability: str) -> tuple[str, str]:
+    return world.org, world.packages[findability]
+
+
+def _read(suffix: str, **kwargs: Any) -> Prepare:
+    def build(world: World, findability: str, principal: str) -> Call:
+        owner, name = _package(world, findability)
+        path = suffix.format(owner=owner, name=name, base=world.hub.url)
+        return Call("GET", path, ok=(200, 302), **kwargs)
+
+    return build
+
+
+def _params(**params: str) -> Prepare:
+    def build(world: World, findability: str, principal: str) -> Call:
+        owner, name = _package(world, findability)
+        values = {
+            k: v.format(owner=owner, name=name, base=world.hub.url) for k, v in params.items()
+        }
+        path = values.pop("path")
+        return Call("GET", path, params=values, ok=(200,))
+
+    return build
+
+
+def _authorize(world: World, findability: str, principal: str) -> Call:
+    owner, name = _package(world, findability)
+    body = {
+        "metadata": {"owner": owner, "name": name},
+        "filedata": {
+            "datapackage.json": {
+                "length": 2,
+                "sha256": EMPTY_SHA,
+                "name": "datapackage.json",
+            }
+        },
+    }
+    return Call("POST", "/api/datastore/authorize", json=body)
+
+
+def _finalize(world: World, findability: str, principal: str) -> Call:
+    body = {"datapackage": f"{world.hub.url}/api/bitstore/upload/{world.upload_key}"}
+    return Call("POST", "/api/package/upload", json=body, ok=(409,))
+
+
+def _set_guest_membership(world: World) -> None:
+    with world.as_org_owner() as client:
+        path = f"/api/org/{world.org}/members/{world.guest.username}"
+        assert client.put(path, json={"role": "viewer"}).status_code == 200
+
+
+def _set_guest_collaborator(world: World, findability: str) -> None:
+    owner, name = _package(world, findability)
+    with world.as_org_owner() as client:
+        path = f"/api/package/{owner}/{name}/collaborators/{world.guest.username}"
+        assert client.put(path, json={"role": "viewer"}).status_code == 200
+
+
+def _collaborator(method: str) -> Prepare:
+    def build(world: World, findability: str, principal: str) -> Call:
+        owner, name = _package(world, findability)
+        path = f"/api/package/{owner}/{name}/collaborators/{world.guest.username}"
+        if method == "DELETE":
+            _set_guest_collaborator(world, findability)
+            return Call("DELETE", path)
+        return Call("PUT", path, json={"role": "viewer"})
+
+    return build
+
+
+def _member(method: str) -> Prepare:
+    def build(world: World, findability: str, principal: str) -> Call:
+        path = f"/api/org/{world.org}/members/{world.guest.username}"
+        if method == "DELETE":
+            _set_guest_membership(world)
+            return Call("DELETE", path)
+        return Call("PUT", path, json={"role": "viewer"})
+
+    return build
+
+
+def _findability(world: World, findability: str, principal: str) -> Call:
+    owner, name = _package(world, findability)
+    return Call("PATCH", f"/api/package/{owner}/{name}", json={"findability": findability})
+
+
+def _new_org(world: World, findability: str, principal: str) -> Call:
+    return Call("POST", "/api/org", json={"name": f"mx-made-{next(_unique)}"}, ok=(201,))
+
+
+def _fixed(method: str, path: str, **kwargs: Any) -> Prepare:
+    def build(world: World, findability: str, principal: str) -> Call:
+        return Call(method, path.format(org=world.org, mp=world.multipart_id), **kwargs)
+
+    return build
+
+
+def _token(world: World, findability: str, principal: str) -> Call:
+    body = {"username": world.guest.username, "secret": world.guest.secret}
+    return Call("POST", "/api/auth/token", json=body)
+
+
+CALLS: dict[tuple[tuple[str, ...], str], Prepare] = {
+    (("GET",), "/"): _fixed("GET", "/"),
+    (("GET",), "/api"): _fixed("GET", "/api"),
+    (("POST",), "/api/auth/token"): _token,
+    (("GET",), "/api/auth/check"): _fixed("GET", "/api/auth/check"),
+    (("POST",), "/api/datastore/authorize"): _authorize,
+    (("POST",), "/api/package/upload"): _finalize,
+    (("POST",), "/api/bitstore/upload"): _fixed(
+        "POST",
+        "/api/bitstore/upload",
+        content=b"--x\r\n",
+        headers={"Content-Type": "multipart/form-data; boundary=x"},
+        ok=(),
+    ),
+    (("PUT",), "/api/bitstore/upload/{key}"): _fixed(
+        "PUT", "/api/bitstore/upload/nosuchsession/data.csv", content=b"abc", ok=()
+    ),
+    (("PUT",), "/api/bitstore/multipart/{upload_id}/{number}"): _fixed(
+        "PUT", "/api/bitstore/multipart/{mp}/1", content=b"abc", ok=()
+    ),
+    (("GET",), "/api/bitstore/multipart/{upload_id}"): _fixed(
+        "GET", "/api/bitstore/multipart/{mp}"
+    ),
+    (("POST",), "/api/bitstore/multipart/{upload_id}/complete"): _fixed(
+        "POST", "/api/bitstore/multipart/{mp}/complete", ok=(400, 409)
+    ),
+    (("GET",), "/api/package/{owner}"): _fixed("GET", "/api/package/{org}"),
+    (("GET",), "/api/package/{owner}/{name}"): _read("/api/package/{owner}/{name}"),
+    (("PATCH",), "/api/package/{owner}/{name}"): _findability,
+    (("GET",), "/api/package/{owner}/{name}/revisions"): _read(
+        "/api/package/{owner}/{name}/revisions"
+    ),
+    (("GET",), "/api/package/{owner}/{name}/revisions/{ref}"): _read(
+        "/api/package/{owner}/{name}/revisions/latest"
+    ),
+    (("GET",), "/api/package/{owner}/{name}/collaborators"): _read(
+        "/api/package/{owner}/{name}/collaborators"
+    ),
+    (("PUT",), "/api/package/{owner}/{name}/collaborators/{username}"): _collaborator("PUT"),
+    (("DELETE",), "/api/package/{owner}/{name}/collaborators/{username}"): _collaborator("DELETE"),
+    (("GET",), "/api/publisher/{name}"): _fixed("GET", "/api/publisher/{org}"),
+    (("POST",), "/api/org"): _new_org,
+    (("PUT",), "/api/org/{org}/members/{username}"): _member("PUT"),
+    (("DELETE",), "/api/org/{org}/members/{username}"): _member("DELETE"),
+    (("GET",), "/api/datastore/search"): _params(
+        path="/api/datastore/search", resource_id="{owner}/{name}/values"
+    ),
+    (("GET", "POST"), "/api/datastore/sql"): _params(
+        path="/api/datastore/sql", sql='SELECT count(*) AS n FROM "{owner}/{name}/values"'
+    ),
+    (("GET",), "/api/dataproxy"): _params(
+        path="/api/dataproxy", url="{base}/{owner}/{name}/r/values.csv"
+    ),
+    (("GET",), "/{owner}/{name}/datapackage.json"): _read("/{owner}/{name}/datapackage.json"),
+    (("GET",), "/{owner}/{name}/v/{ref}/datapackage.json"): _read(
+        "/{owner}/{name}/v/1/datapackage.json"
+    ),
+    (("GET",), "/{owner}/{name}/r/{leaf}"): _read("/{owner}/{name}/r/values.csv"),
+    (("GET",), "/{owner}/{name}/v/{ref}/r/{leaf}"): _read("/{owner}/{name}/v/1/r/values.csv"),
+    (("GET",), "/{owner}/{name}/files/{path}"): _read("/{owner}/{name}/files/values.csv"),
+    (("GET",), "/{owner}/{name}/v/{ref}/files/{path}"): _read(
+        "/{owner}/{name}/v/1/files/values.csv"
+    ),
+    (("GET",), "/{owner}/{name}"): _read("/{owner}/{name}"),
+}
+
+
+def _login(hub: HubServer, user: Publisher) -> str:
+    answer = httpx.post(
+        f"{hub.url}/api/auth/token",
+        json={"username": user.username, "secret": user.password},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["token"])
+
+
+@pytest.fixture(scope="module")
+def world(hub: HubServer, tmp_path_factory: pytest.TempPathFactory) -> World:
+    root = tmp_path_factory.mktemp("matrix")
+    users = {
+        principal: new_publisher(hub, root / principal.replace(" ", "-"), "mx")
+        for principal in PRINCIPALS
+        if principal not in ("anonymous", "site admin")
+    }
+    admin_name = f"mx-admin-{next(_unique)}-{hub.kind}"
+    created = hub.admin(
+        "user",
+        "create",
+        admin_name,
+        "--email",
+        f"{admin_name}@example.org",
+        "--admin",
+        "--password-stdin",
+        input="admin-password-long\n",
+    )
+    admin_key = created.stdout.strip().splitlines()[-1]
+    admin = Publisher(
+        admin_name,
+        f"{admin_name}@example.org",
+        admin_key,
+        "admin-password-long",
+        hub,
+        root / "admin",
+    )
+    users["site admin"] = admin
+    guest = new_publisher(hub, root / "guest", "mx-guest")
+    tokens: dict[str, str | None] = {"anonymous": None}
+    tokens.update({principal: _login(hub, user) for principal, user in users.items()})
+    org = f"mx-org-{next(_unique)}-{hub.kind}"
+    with hub.client(tokens["org owner"]) as client:
+        made = client.post("/api/org", json={"name": org, "title": "Matrix"})
+        assert made.status_code == 201, made.text
+    owner = users["org owner"]
+    owner.login()
+    packages = {}
+    for findability in FINDABILITIES:
+        name = f"pkg-{findability}"
+        folder = write_package(root / name, name, files={"values.csv": CSV})
+        pushed = cli("push", str(folder), "--owner", org, f"--{findability}", env=owner.env)
+        assert "SUCCEEDED" in pushed.stdout + pushed.stderr
+        packages[findability] = name
+        with hub.client(tokens["org owner"]) as client:
+            for role in ("viewer", "editor", "owner"):
+                path = f"/api/package/{org}/{name}/collaborators/{users[role].username}"
+                assert client.put(path, json={"role": role}).status_code == 200
+    world = World(hub, org, users, tokens, packages, guest)
+    with world.as_org_owner() as client:
+        answer = client.post(
+            "/api/datastore/authorize",
+            json={
+                "metadata": {"owner": org, "name": "pkg-published"},
+                "filedata": {
+                    "datapackage.json": {
+                        "length": 2,
+                        "sha256": EMPTY_SHA,
+                        "name": "datapackage.json",
+                    },
+                    "big.bin": {"size": BIG, "sha256": "ab" * 32, "name": "big.bin"},
+                },
+            },
+        )
+        assert answer.status_code == 200, answer.text
+        entries = answer.json()["filedata"]
+        world.upload_key = entries["datapackage.json"]["upload_query"]["key"]
+        world.multipart_id = entries["big.bin"]["multipart"]["upload_id"]
+    return world
+
+
+def _send(world: World, call: Call, principal: str) -> httpx.Response:
+    token = world.tokens[principal]
+    headers = dict(call.headers or {})
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return httpx.request(
+        call.method,
+        world.hub.url + call.path,
+        json=call.json,
+        params=call.params,
+        content=call.content,
+        headers=headers,
+        timeout=60,
+        follow_redirects=False,
+    )
+
+
+def _answer(response: httpx.Response, call: Call, documented: str) -> str:
+    """The response in the matrix's terms: ✓, or the refusal's status."""
+    if documented == "sig" or response.status_code in call.ok:
+        return "✓" if documented != "sig" else "sig"
+    return str(response.status_code)
+
+
+def test_every_route_is_exercised(world: World, tmp_path: Path) -> None:
+    routes = {(r.methods, r.path) for r in app_routes(tmp_path)}
+    assert routes == set(CALLS), "every route needs a request in CALLS"
+
+
+@pytest.mark.parametrize("findability", FINDABILITIES)
+def test_authorization_matrix(world: World, findability: str, tmp_path: Path) -> None:
+    mismatches = []
+    for route in app_routes(tmp_path):
+        assert route.action is not None
+        build = CALLS.get((route.methods, route.path))
+        if build is None:
+            continue
+        signed_answers: set[tuple[int, bytes]] = set()
+        for principal in PRINCIPALS:
+            documented = expected(route.action, findability, principal)
+            call = build(world, findability, principal)
+            response = _send(world, call, principal)
+            assert response.status_code < 500, (route, principal, response.text)
+            if response.status_code >= 400:
+                body = response.json()
+                assert set(body["error"]) >= {"code", "message"}
+            if documented == "sig":
+                signed_answers.add((response.status_code, response.content))
+                continue
+            got = _answer(response, call, documented)
+            if got != documented:
+                mismatches.append(_describe(route, findability, principal, documented, response))
+        assert len(signed_answers) <= 1, f"{route.path} answers differ by caller: {signed_answers}"
+    assert mismatches == []
+
+
+def _describe(
+    route: Route, findability: str, principal: str, documented: str, response: httpx.Response
+) -> str:
+    return (
+        f"{'/'.join(route.methods)} {route.path} [{route.action}] {findability} as {principal}:"
+        f" documented {documented}, got {response.status_code} {response.text[:160]}"
+    )
