@@ -333,14 +333,15 @@ def test_a_private_blob_is_not_reachable_by_its_content_key(
     assert answer.json()["filedata"]["secret.csv"]["exists"] is False
     if hub.kind == "scale":
         # the object store itself does not serve the blob without a signature
-        store = hub.env.get("DPHUB_S3_ENDPOINT_URL") or hub.env.get("AWS_ENDPOINT_URL")
-        bucket = hub.env.get("DPHUB_S3_BUCKET")
-        if store and bucket:
-            with httpx.Client(timeout=30) as plain:
-                for key in (digest, f"hub/{digest}", f"hub/blobs/{digest}"):
-                    got = plain.get(f"{store}/{bucket}/{key}")
-                    assert got.status_code in (403, 404)
-                    assert secret not in got.content
+        from dphub.bitstore.local import blob_relpath
+        from dphub.bitstore.s3 import parse_storage_url
+
+        bucket, prefix = parse_storage_url(hub.env["DPHUB_STORAGE_URL"])
+        key = prefix + blob_relpath(digest)
+        with httpx.Client(timeout=30) as plain:
+            got = plain.get(f"{hub.env['DPHUB_S3_ENDPOINT_URL']}/{bucket}/{key}")
+        assert got.status_code == 403
+        assert secret not in got.content
 
 
 def test_a_role_taken_away_stops_the_push_at_finalize(
