@@ -43,8 +43,13 @@ def error_response(exc: DphubError, headers: dict[str, str] | None = None) -> JS
     return JSON(exc.to_body(), status_code=exc.status, headers=headers)
 
 
-async def _dphub_error(_request: Request, exc: Exception) -> JSON:
+async def _dphub_error(request: Request, exc: Exception) -> JSON:
     assert isinstance(exc, DphubError)
+    if exc.status in (401, 403, 429):
+        # refusals are security events: who was refused what (the path, never its query string,
+        # which may carry a token)
+        client = request.client.host if request.client else "-"
+        log.warning("refused %s %s from %s: %s", request.method, request.url.path, client, exc.code)
     return error_response(exc)
 
 
