@@ -19,6 +19,10 @@ class DphubError(Exception):
     default_message: ClassVar[str] = "The hub ran into an unexpected problem."
     hint: ClassVar[str | None] = None
 
+    refused: bool = False
+    """Set on an answer that hides a refusal (a private package reported as not found), so the
+    hub logs it like the refusal it is; never part of the body."""
+
     def __init__(self, message: str | None = None, /, **details: Any) -> None:
         self.message = message or self.default_message
         self.details = details

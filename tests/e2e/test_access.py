@@ -292,6 +292,10 @@ def test_other_publishers_names_and_revisions_are_not_reachable(
         ]
     assert [w.status_code for w in writes] == [404, 404, 404]
     assert all(w.json()["error"]["code"] == "package-not-found" for w in writes)
+    # not found to the caller, a refusal in the hub's log
+    log = hub.log_text()
+    assert f"refused GET /api/package/{alice.username}/ledger from" in log
+    assert f"refused PATCH /api/package/{alice.username}/ledger from" in log
 
 
 def test_a_private_blob_is_not_reachable_by_its_content_key(

@@ -45,7 +45,7 @@ def error_response(exc: DphubError, headers: dict[str, str] | None = None) -> JS
 
 async def _dphub_error(request: Request, exc: Exception) -> JSON:
     assert isinstance(exc, DphubError)
-    if exc.status in (401, 403, 429):
+    if exc.status in (401, 403, 429) or exc.refused:
         # refusals are security events: who was refused what (the path, never its query string,
         # which may carry a token)
         client = request.client.host if request.client else "-"
