@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-import jwt
 import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,23 +22,35 @@ from dphub.auth.accounts import (
     principal_for_api_key,
     principal_of,
 )
-from dphub.auth.apikeys import KEY_MARK, hash_api_key, looks_like_api_key, new_api_key
+from dphub.auth.apikeys import (
+    KEY_MARK,
+    KeyRequest,
+    create_key,
+    describe,
+    hash_api_key,
+    list_keys,
+    looks_like_api_key,
+    new_api_key,
+    parse_key_request,
+    revoke_key,
+)
 from dphub.auth.passwords import hash_password, verify_password
 from dphub.auth.principal import Principal
-from dphub.auth.tokens import AUDIENCE, ISSUER, issue_token, read_token
 from dphub.errors import (
     AlreadyExists,
+    Forbidden,
+    InsufficientScope,
     InvalidCredentials,
     InvalidName,
     InvalidRequest,
     InvalidToken,
-    TokenExpired,
+    KeyNotFound,
+    PackageNotFound,
+    PublisherNotFound,
 )
 from dphub.metastore.db import make_engine, make_sessionmaker, transaction, upgrade
-from dphub.metastore.models import ApiKey, Base, User
+from dphub.metastore.models import ApiKey, AuditEvent, Base, Package, User
 
-SECRET_KEY = "a-test-signing-key-that-is-long-enough-0123456789"
-OTHER_SECRET_KEY = "another-signing-key-that-is-long-enough-9876543210"
 ANN_PASSWORD = "correct horse battery staple"
 BOB_PASSWORD = "tr0ub4dor&3-long"
 
@@ -302,99 +315,140 @@ def test_verify_password_refuses_missing_or_broken_hashes(stored: str | None) ->
     assert verify_password(stored, ANN_PASSWORD) is False
 
 
-# tokens
+# scoped API keys
 
 
-def test_token_round_trip() -> None:
-    token, expires_at = issue_token(user_id=7, username="ann", secret_key=SECRET_KEY, ttl=3600)
-    claims = read_token(token, secret_key=SECRET_KEY)
-    assert (claims.user_id, claims.username, claims.expires_at) == (7, "ann", expires_at)
-    assert 3590 <= expires_at - datetime.now(UTC).timestamp() <= 3600
-
-
-def test_an_expired_token_is_refused() -> None:
-    token, _ = issue_token(user_id=7, username="ann", secret_key=SECRET_KEY, ttl=-120)
-    with pytest.raises(TokenExpired) as caught:
-        read_token(token, secret_key=SECRET_KEY)
-    assert caught.value.status == 401
-    assert caught.value.code == "token-expired"
-
-
-def test_a_token_within_the_clock_leeway_is_accepted() -> None:
-    token, _ = issue_token(user_id=7, username="ann", secret_key=SECRET_KEY, ttl=-5)
-    assert read_token(token, secret_key=SECRET_KEY).user_id == 7
-
-
-def test_a_token_signed_with_another_secret_is_refused() -> None:
-    token, _ = issue_token(user_id=7, username="ann", secret_key=OTHER_SECRET_KEY, ttl=3600)
-    with pytest.raises(InvalidToken) as caught:
-        read_token(token, secret_key=SECRET_KEY)
-    assert caught.value.code == "invalid-token"
-
-
-def test_a_tampered_token_is_refused() -> None:
-    token, _ = issue_token(user_id=7, username="ann", secret_key=SECRET_KEY, ttl=3600)
-    header, payload, signature = token.split(".")
-    forged_payload = jwt.encode(
-        {
-            "sub": "1",
-            "username": "admin",
-            "iat": 0,
-            "exp": 4102444800,
-            "iss": ISSUER,
-            "aud": AUDIENCE,
-            "typ": "session",
-        },
-        OTHER_SECRET_KEY,
-        algorithm="HS256",
-    ).split(".")[1]
-    with pytest.raises(InvalidToken):
-        read_token(f"{header}.{forged_payload}.{signature}", secret_key=SECRET_KEY)
-    flipped = ("B" if signature[0] == "A" else "A") + signature[1:]
-    with pytest.raises(InvalidToken):
-        read_token(f"{header}.{payload}.{flipped}", secret_key=SECRET_KEY)
+def test_keys_of_the_operators_commands_have_every_scope(
+    db: sessionmaker[Session], users: dict[str, int]
+) -> None:
+    key = _key_for(db, "ann")
+    with transaction(db) as session:
+        found = principal_for_api_key(session, key)
+    row_id = found.api_key_id
+    assert (found.scope, found.package, found.publisher, found.via) == (
+        "admin",
+        None,
+        None,
+        "api-key",
+    )
+    with db() as session:
+        row = session.get(ApiKey, row_id)
+        assert row is not None
+        assert row.scope == "admin"
 
 
 @pytest.mark.parametrize(
-    "changes",
+    ("body", "field"),
     [
-        {"typ": "refresh"},
-        {"aud": "someone-else"},
-        {"iss": "another-hub"},
-        {"sub": "not-a-number"},
-        {"sub": None},
-        {"username": None},
+        ([], None),
+        ({"name": ""}, "name"),
+        ({"name": " "}, "name"),
+        ({"name": "x" * 101}, "name"),
+        ({"name": "line\nbreak"}, "name"),
+        ({"name": 7}, "name"),
+        ({"scope": "root"}, "scope"),
+        ({"scope": ["read"]}, "scope"),
+        ({"package": "ann"}, "package"),
+        ({"package": "ann/gdp/x"}, "package"),
+        ({"package": "Ann/gdp"}, "package"),
+        ({"package": 7}, "package"),
+        ({"publisher": "Not A Name"}, "publisher"),
+        ({"package": "ann/gdp", "publisher": "ann"}, "publisher"),
+        ({"expires_in_days": 0}, "expires_in_days"),
+        ({"expires_in_days": 3651}, "expires_in_days"),
+        ({"expires_in_days": 1.5}, "expires_in_days"),
+        ({"expires_in_days": True}, "expires_in_days"),
+        ({"expires_in_days": "30"}, "expires_in_days"),
+        ({"scopes": "read"}, "scopes"),
     ],
+    ids=repr,
 )
-def test_tokens_with_wrong_claims_are_refused(changes: dict[str, object]) -> None:
-    now = int(datetime.now(UTC).timestamp())
-    claims: dict[str, object] = {
-        "sub": "7",
-        "username": "ann",
-        "iat": now,
-        "exp": now + 600,
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "typ": "session",
-    }
-    claims.update(changes)
-    claims = {k: v for k, v in claims.items() if v is not None}
-    token = jwt.encode(claims, SECRET_KEY, algorithm="HS256")
-    with pytest.raises(InvalidToken):
-        read_token(token, secret_key=SECRET_KEY)
+def test_key_requests_are_checked_field_by_field(body: object, field: str | None) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        parse_key_request(body)
+    assert caught.value.details.get("field") == field
 
 
-def test_an_unsigned_token_is_refused() -> None:
-    now = int(datetime.now(UTC).timestamp())
-    claims = {"sub": "7", "username": "ann", "iat": now, "exp": now + 600}
-    unsigned = jwt.encode(
-        {**claims, "iss": ISSUER, "aud": AUDIENCE, "typ": "session"}, None, algorithm="none"
-    )
-    with pytest.raises(InvalidToken):
-        read_token(unsigned, secret_key=SECRET_KEY)
+def test_a_key_request_has_defaults() -> None:
+    assert parse_key_request({}) == KeyRequest("default", "read", None, None, None)
+    assert parse_key_request(
+        {"name": " ci ", "scope": "publish", "package": "ann/gdp", "expires_in_days": 3650}
+    ) == KeyRequest("ci", "publish", ("ann", "gdp"), None, 3650)
 
 
-@pytest.mark.parametrize("garbage", ["", "not-a-token", "a.b.c", "Bearer x"])
-def test_garbage_is_not_a_token(garbage: str) -> None:
-    with pytest.raises(InvalidToken):
-        read_token(garbage, secret_key=SECRET_KEY)
+def _principal(db: sessionmaker[Session], username: str, **kw: Any) -> Principal:
+    with db() as session:
+        user = find_user(session, username)
+        assert user is not None
+        return dataclasses.replace(principal_of(user), **kw)
+
+
+def test_a_key_never_reaches_further_than_its_maker(
+    db: sessionmaker[Session], users: dict[str, int]
+) -> None:
+    publish = _principal(db, "ann", scope="publish", via="api-key")
+    with transaction(db) as session, pytest.raises(InsufficientScope):
+        create_key(session, publish, KeyRequest(scope="admin"))
+    limited = _principal(db, "ann", publisher="ann", via="api-key")
+    with transaction(db) as session, pytest.raises(Forbidden):
+        create_key(session, limited, KeyRequest(scope="read"))
+    with transaction(db) as session, pytest.raises(Forbidden):
+        create_key(session, limited, KeyRequest(scope="read", publisher="bob"))
+    with transaction(db) as session:
+        row, key = create_key(session, limited, KeyRequest(scope="read", publisher="ann"))
+        assert (row.scope, describe(row)["publisher"]) == ("read", "ann")
+    with transaction(db) as session:
+        assert principal_for_api_key(session, key).publisher == "ann"
+
+
+def test_a_key_limit_must_name_something_readable(
+    db: sessionmaker[Session], users: dict[str, int]
+) -> None:
+    bob = _principal(db, "bob")
+    with transaction(db) as session:
+        session.add(Package(owner="ann", name="secret", findability="private"))
+        session.add(Package(owner="ann", name="open", findability="published"))
+    for wanted in (("ann", "secret"), ("ann", "missing")):
+        with transaction(db) as session, pytest.raises(PackageNotFound):
+            create_key(session, bob, KeyRequest(package=wanted))
+    with transaction(db) as session, pytest.raises(PublisherNotFound):
+        create_key(session, bob, KeyRequest(publisher="nobody"))
+    with transaction(db) as session:
+        row, _ = create_key(session, bob, KeyRequest(package=("ann", "open")))
+        assert describe(row)["package"] == "ann/open"
+    with transaction(db) as session:
+        row, _ = create_key(session, _principal(db, "ann"), KeyRequest(package=("ann", "secret")))
+        assert describe(row)["package"] == "ann/secret"
+
+
+def test_keys_are_listed_and_revoked_by_their_user_only(
+    db: sessionmaker[Session], users: dict[str, int]
+) -> None:
+    ann, bob = _principal(db, "ann"), _principal(db, "bob")
+    with transaction(db) as session:
+        first, _ = create_key(session, ann, KeyRequest(name="one", expires_in_days=30))
+        second, _ = create_key(session, ann, KeyRequest(name="two", scope="publish"))
+        ids = (first.id, second.id)
+    with db() as session:
+        listed = [describe(k) for k in list_keys(session, ann)]
+        assert [k["name"] for k in listed] == ["two", "one"]
+        assert list_keys(session, bob) == []
+    assert listed[1]["expires_at"] - listed[1]["created_at"] == timedelta(days=30)
+    assert not any(k["expired"] or k["revoked_at"] for k in listed)
+    assert all("key_hash" not in k and "key" not in k for k in listed)
+    for wrong in (str(ids[0]), "999999", "x", "-1", "1" * 40):
+        with transaction(db) as session, pytest.raises(KeyNotFound):
+            revoke_key(session, bob if wrong == str(ids[0]) else ann, wrong)
+    with transaction(db) as session:
+        revoked_at = revoke_key(session, ann, str(ids[0])).revoked_at
+        assert revoked_at is not None
+    with transaction(db) as session:
+        assert revoke_key(session, ann, str(ids[0])).revoked_at == revoked_at
+    with db() as session:
+        events = session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
+        assert [(e.event, e.target) for e in events] == [
+            ("api-key.create", f"api-key {ids[0]}"),
+            ("api-key.create", f"api-key {ids[1]}"),
+            ("api-key.revoke", f"api-key {ids[0]}"),
+        ]
+        assert all(e.actor == "ann" for e in events)

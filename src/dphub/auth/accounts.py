@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from dphub.auth.apikeys import hash_api_key, looks_like_api_key, new_api_key
+from dphub.auth.apikeys import hash_api_key, is_live, looks_like_api_key, new_api_key
 from dphub.auth.passwords import MIN_PASSWORD_LENGTH, burn_time, hash_password, verify_password
 from dphub.auth.principal import Principal
 from dphub.errors import AlreadyExists, InvalidCredentials, InvalidRequest, InvalidToken
@@ -32,6 +32,7 @@ def principal_of(user: User, key: ApiKey | None = None) -> Principal:
         package=package,
         publisher=publisher,
         via="api-key",
+        api_key_id=key.id,
     )
 
 
@@ -76,10 +77,13 @@ def create_user(
     return user
 
 
-def create_api_key(session: Session, *, user: User, name: str = "default") -> str:
-    """Store a new key for ``user`` and return it; it is never retrievable again."""
+def create_api_key(
+    session: Session, *, user: User, name: str = "default", scope: str = "admin"
+) -> str:
+    """Store a new key for ``user`` (by default with every scope, as the operator's commands make
+    them) and return it; it is never retrievable again."""
     key, prefix, key_hash = new_api_key()
-    session.add(ApiKey(user_id=user.id, name=name, prefix=prefix, key_hash=key_hash))
+    session.add(ApiKey(user_id=user.id, name=name, prefix=prefix, key_hash=key_hash, scope=scope))
     session.flush()
     return key
 
@@ -118,11 +122,7 @@ def principal_for_api_key(session: Session, secret: str) -> Principal:
 
 def _live_key(session: Session, secret: str) -> ApiKey | None:
     key = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_api_key(secret)))
-    if key is None or key.revoked_at is not None:
-        return None
-    if key.expires_at is not None and key.expires_at <= datetime.now(UTC):
-        return None
-    return key
+    return key if key is not None and is_live(key) else None
 
 
 def get_user(session: Session, user_id: int) -> User | None:

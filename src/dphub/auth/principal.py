@@ -25,6 +25,8 @@ class Principal:
     """A publisher name when the credential acts on that publisher's packages only."""
     via: str = "session"
     """How the caller proved who they are: ``session``, ``api-key`` or ``trusted-publisher``."""
+    api_key_id: int | None = None
+    """The API key behind the credential, when there is one: revoking it ends the credential."""
 
     def has_scope(self, needed: str) -> bool:
         return SCOPES.index(self.scope) >= SCOPES.index(needed)
