@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dphub.auth.principal import Principal
@@ -44,10 +45,37 @@ def record(
             detail=detail,
         )
     )
-    log.info("audit %s %s actor=%s target=%s", event, outcome, who, target)
+    # Only what identifies the event: never the detail, which may describe credentials.
+    log.info("audit %s %s actor=%s target=%s", event, outcome, _printable(who), _printable(target))
+
+
+def _printable(text: str | None) -> str | None:
+    """Given names reach the log line by line: a control character cannot forge a line."""
+    if text is None:
+        return None
+    return "".join(c if c.isprintable() else "?" for c in text[:320])
 
 
 def record_apart(sessions: sessionmaker[Session], event: str, **kwargs: Any) -> None:
     """Record an event in a transaction of its own: for refusals, whose own transaction rolls back."""
     with transaction(sessions) as db:
         record(db, event, **kwargs)
+
+
+def recent(
+    db: Session,
+    *,
+    event: str | None = None,
+    actor: str | None = None,
+    before: int | None = None,
+    limit: int = 100,
+) -> list[AuditEvent]:
+    """Events newest first, optionally of one event name and one actor, older than event ``before``."""
+    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if event:
+        query = query.where(AuditEvent.event == event)
+    if actor:
+        query = query.where(AuditEvent.actor == actor)
+    if before is not None:
+        query = query.where(AuditEvent.id < before)
+    return list(db.scalars(query))

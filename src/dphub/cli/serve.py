@@ -67,7 +67,10 @@ def serve(
         "host": host,
         "port": port,
         "log_config": log_config(settings.log_level),
-        "proxy_headers": True,
+        # X-Forwarded-For and -Proto are believed only from the proxies the operator listed:
+        # anyone else could claim any client address (and walk past per-address rate limits).
+        "proxy_headers": bool(settings.trusted_proxies_list),
+        "forwarded_allow_ips": list(settings.trusted_proxies_list) or None,
         "server_header": False,
     }
     if worker is None:
