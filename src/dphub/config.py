@@ -7,6 +7,7 @@ lists them all and a test keeps the two in step.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
@@ -24,6 +25,8 @@ PLACEHOLDER_SECRETS = frozenset(
     {"", "secret", "changeme", "change-me", "changethis", "dev", "development", "test", "dphub"}
 )
 MIN_SECRET_LENGTH = 32
+# Rate-limit windows are at most a day: counters older than that are swept away.
+MAX_RATE_WINDOW = 24 * 3600
 
 
 def _setting(default: Any, help: str) -> Any:
@@ -64,7 +67,7 @@ class Settings:
     s3_region: str = _setting("us-east-1", "Region of the S3 bucket (used in signatures).")
     download_ttl: int = _setting(300, "Lifetime of a presigned download URL, in seconds.")
     secret_key: str = _setting(
-        "", "Key that signs tokens and upload forms; default: generated once into the data dir."
+        "", "Key that signs upload forms; default: generated once into the data dir."
     )
     env: str = _setting("production", "'production' or 'development' (allows placeholder secrets).")
     default_findability: str = _setting(
@@ -109,6 +112,39 @@ class Settings:
     worker_memory: str = _setting(
         "512MB", "Memory one processing job may use (DuckDB's memory_limit); beyond it, it pages."
     )
+    oidc_providers: str = _setting(
+        "",
+        "Single sign-on providers, a JSON list of {name, kind: github|google|oidc, client_id,"
+        " client_secret, issuer?, ...}; default: none (password and API key logins only).",
+    )
+    oidc_allow_insecure_issuers: bool = _setting(
+        False,
+        "Accept http:// issuers on loopback for single sign-on and trusted publishing"
+        " (tests and development only).",
+    )
+    login_ip_limit: int = _setting(
+        30, "Login attempts one client address may make per login IP window; 0: no limit."
+    )
+    login_ip_window: int = _setting(60, "The window of DPHUB_LOGIN_IP_LIMIT, in seconds.")
+    login_failure_limit: int = _setting(
+        10,
+        "Failed logins one account name may have per window before even the right secret is"
+        " refused; 0: no limit.",
+    )
+    login_failure_window: int = _setting(
+        900, "The window of DPHUB_LOGIN_FAILURE_LIMIT, in seconds."
+    )
+    exchange_ip_limit: int = _setting(
+        30,
+        "Single sign-on starts and OIDC token exchanges one client address may make per window;"
+        " 0: no limit.",
+    )
+    exchange_ip_window: int = _setting(60, "The window of DPHUB_EXCHANGE_IP_LIMIT, in seconds.")
+    trusted_proxies: str = _setting(
+        "",
+        "Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For names the client,"
+        " comma separated; default: none, the connecting address is the client.",
+    )
 
     @property
     def development(self) -> bool:
@@ -122,6 +158,11 @@ class Settings:
     def dataproxy_allowed_hosts_list(self) -> tuple[str, ...]:
         hosts = (h.strip().lower() for h in self.dataproxy_allowed_hosts.split(","))
         return tuple(h for h in hosts if h)
+
+    @property
+    def trusted_proxies_list(self) -> tuple[str, ...]:
+        proxies = (p.strip() for p in self.trusted_proxies.split(","))
+        return tuple(p for p in proxies if p)
 
     @property
     def resolved_datastore_url(self) -> str:
@@ -161,6 +202,12 @@ def _convert(name: str, raw: str, kind: Any) -> Any:
             ) from None
     if kind in (Path, "Path"):
         return Path(raw).expanduser()
+    if kind in (bool, "bool"):
+        if raw.strip().lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.strip().lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigurationError(f"DPHUB_{name.upper()} must be true or false, not {raw!r}.")
     return raw
 
 
@@ -218,6 +265,27 @@ def _check(settings: Settings) -> None:
     ):
         if getattr(settings, name) <= 0:
             raise ConfigurationError(f"DPHUB_{name.upper()} must be positive.")
+    for name in ("login_ip_limit", "login_failure_limit", "exchange_ip_limit"):
+        if getattr(settings, name) < 0:
+            raise ConfigurationError(f"DPHUB_{name.upper()} must be 0 (no limit) or more.")
+    for name in ("login_ip_window", "login_failure_window", "exchange_ip_window"):
+        if not 1 <= getattr(settings, name) <= MAX_RATE_WINDOW:
+            raise ConfigurationError(
+                f"DPHUB_{name.upper()} must be between 1 and {MAX_RATE_WINDOW} seconds (a day)."
+            )
+    for proxy in settings.trusted_proxies_list:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigurationError(
+                f"DPHUB_TRUSTED_PROXIES: {proxy!r} is not an IP address or network (CIDR)."
+            ) from None
+    if settings.oidc_providers:
+        from dphub.auth.providers import parse_providers
+
+        parse_providers(
+            settings.oidc_providers, allow_insecure=settings.oidc_allow_insecure_issuers
+        )
     if settings.secret_key and not settings.development:
         weak = settings.secret_key.lower() in PLACEHOLDER_SECRETS
         if weak or len(settings.secret_key) < MIN_SECRET_LENGTH:

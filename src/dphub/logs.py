@@ -6,9 +6,10 @@ import logging
 import re
 from typing import Any
 
-# Any parameter whose name ends in one of these words (access_token, X-Amz-Signature, ...).
+# Any parameter whose name ends in one of these words (access_token, X-Amz-Signature, ...), and the
+# authorization code a sign-on provider sends back (``?code=``).
 SECRET_PARAMS = re.compile(
-    r"(?i)\b([\w-]*(?:jwt|token|secret|password|api_key|apikey|signature|credential))"
+    r"(?i)\b([\w-]*(?:jwt|token|secret|password|api_key|apikey|signature|credential|code))"
     r"=[^&\s\"']+"
 )
 SCHEMES = re.compile(r"(?i)\b(bearer|basic|auth-token:)\s*[A-Za-z0-9._~+/=-]+")

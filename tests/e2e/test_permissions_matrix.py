@@ -153,6 +153,37 @@ def _fixed(method: str, path: str, **kwargs: Any) -> Prepare:
     return build
 
 
+def _own_key(world: World, findability: str, principal: str) -> Call:
+    """Revoke a key of the caller's own (made first); anonymous callers name any id."""
+    token = world.tokens[principal]
+    if token is None:
+        return Call("DELETE", "/api/auth/keys/1")
+    with world.hub.client(token) as client:
+        made = client.post("/api/auth/keys", json={"name": "mx-revoked"})
+        assert made.status_code == 201, made.text
+    return Call("DELETE", f"/api/auth/keys/{made.json()['id']}")
+
+
+def _trust(method: str) -> Prepare:
+    """Trusted publishers of a package: a new one to add, or one the org owner added to remove."""
+
+    def build(world: World, findability: str, principal: str) -> Call:
+        owner, name = _package(world, findability)
+        path = f"/api/package/{owner}/{name}/trusted-publishers"
+        body = {
+            "issuer": "https://token.actions.githubusercontent.com",
+            "subject": f"repo:mx/repo-{next(_unique)}:*",
+        }
+        if method == "POST":
+            return Call("POST", path, json=body, ok=(201,))
+        with world.as_org_owner() as client:
+            made = client.post(path, json=body)
+            assert made.status_code == 201, made.text
+        return Call("DELETE", f"{path}/{made.json()['id']}", ok=(204,))
+
+    return build
+
+
 def _token(world: World, findability: str, principal: str) -> Call:
     body = {"username": world.guest.username, "secret": world.guest.secret}
     return Call("POST", "/api/auth/token", json=body)
@@ -163,6 +194,25 @@ CALLS: dict[tuple[tuple[str, ...], str], Prepare] = {
     (("GET",), "/api"): _fixed("GET", "/api"),
     (("POST",), "/api/auth/token"): _token,
     (("GET",), "/api/auth/check"): _fixed("GET", "/api/auth/check"),
+    (("GET",), "/api/auth/oidc/{provider}/login"): _fixed(
+        "GET", "/api/auth/oidc/none-here/login", ok=(404,)
+    ),
+    (("GET",), "/api/auth/oidc/{provider}/callback"): _fixed(
+        "GET", "/api/auth/oidc/none-here/callback", ok=(404,)
+    ),
+    (("POST",), "/api/auth/oidc/redeem"): _fixed(
+        "POST", "/api/auth/oidc/redeem", json={"code": "made-up"}, ok=(401,)
+    ),
+    (("POST",), "/api/auth/oidc/exchange"): _fixed(
+        "POST", "/api/auth/oidc/exchange", json={"token": "a.b.c"}, ok=(401,)
+    ),
+    (("GET",), "/api/auth/public-key"): _fixed("GET", "/api/auth/public-key"),
+    (("GET",), "/.well-known/jwks.json"): _fixed("GET", "/.well-known/jwks.json"),
+    (("POST",), "/api/auth/keys"): _fixed("POST", "/api/auth/keys", json={}, ok=(201,)),
+    (("GET",), "/api/auth/keys"): _fixed("GET", "/api/auth/keys"),
+    (("DELETE",), "/api/auth/keys/{key_id}"): _own_key,
+    (("POST",), "/api/admin/signing-keys/rotate"): _fixed("POST", "/api/admin/signing-keys/rotate"),
+    (("GET",), "/api/admin/audit"): _fixed("GET", "/api/admin/audit", params={"limit": "1"}),
     (("POST",), "/api/datastore/authorize"): _authorize,
     (("POST",), "/api/package/upload"): _finalize,
     (("POST",), "/api/bitstore/upload"): _fixed(
@@ -198,6 +248,11 @@ CALLS: dict[tuple[tuple[str, ...], str], Prepare] = {
     ),
     (("PUT",), "/api/package/{owner}/{name}/collaborators/{username}"): _collaborator("PUT"),
     (("DELETE",), "/api/package/{owner}/{name}/collaborators/{username}"): _collaborator("DELETE"),
+    (("GET",), "/api/package/{owner}/{name}/trusted-publishers"): _read(
+        "/api/package/{owner}/{name}/trusted-publishers"
+    ),
+    (("POST",), "/api/package/{owner}/{name}/trusted-publishers"): _trust("POST"),
+    (("DELETE",), "/api/package/{owner}/{name}/trusted-publishers/{trust_id}"): _trust("DELETE"),
     (("GET",), "/api/publisher/{name}"): _fixed("GET", "/api/publisher/{org}"),
     (("POST",), "/api/org"): _new_org,
     (("PUT",), "/api/org/{org}/members/{username}"): _member("PUT"),

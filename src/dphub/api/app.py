@@ -10,14 +10,20 @@ from fastapi import FastAPI
 import dphub
 from dphub.api import errors
 from dphub.api.routes import (
+    admin,
     auth,
     dataproxy,
     datastore,
     files,
+    keys,
     multipart,
+    oidc,
     packages,
     publish,
+    publishers,
     root,
+    trusted,
+    wellknown,
 )
 from dphub.config import Settings, load_settings
 from dphub.hub import Hub, open_hub
@@ -48,9 +54,15 @@ def create_app(settings: Settings, *, hub: Hub | None = None, migrate: bool = Tr
     errors.install(app)
     app.include_router(root.router)
     app.include_router(auth.router)
+    app.include_router(keys.router)
+    app.include_router(oidc.router)
+    app.include_router(trusted.router)
+    app.include_router(wellknown.router)
+    app.include_router(admin.router)
     app.include_router(publish.router)
     app.include_router(multipart.router)
     app.include_router(packages.router)
+    app.include_router(publishers.router)
     app.include_router(datastore.router)
     app.include_router(dataproxy.router)
     app.include_router(files.router)

@@ -144,6 +144,11 @@ def _reaches(principal: Principal, resource: Resource) -> bool:
         return principal.reaches(resource.owner, resource.name)
     if isinstance(resource, PublisherRef):
         return principal.reaches(resource.name)
+    if isinstance(resource, UploadRef):
+        # The user's own upload: the package it is for was checked (package:push) when it was
+        # authorized and is checked again at finalize, so a credential limited to that package
+        # may see it through.
+        return True
     return not principal.limited
 
 
@@ -194,7 +199,7 @@ def require(principal: Principal | None, action: Action, resource: Resource) -> 
     if can(principal, action, resource):
         return
     if action is Action.PACKAGE_READ:
-        raise PackageNotFound()
+        raise _hidden()
     if principal is None:
         raise Unauthenticated()
     if (
@@ -203,7 +208,7 @@ def require(principal: Principal | None, action: Action, resource: Resource) -> 
         and resource.findability is not None
         and not can(principal, Action.PACKAGE_READ, resource)
     ):
-        raise PackageNotFound()
+        raise _hidden()
     caller = _effective(principal, resource)
     if caller is None:
         raise Forbidden(_outside_limit(principal), action=action.value)
@@ -214,6 +219,13 @@ def require(principal: Principal | None, action: Action, resource: Resource) -> 
             action=action.value,
         )
     raise Forbidden(_refusal(caller, action, resource), action=action.value)
+
+
+def _hidden() -> PackageNotFound:
+    """Not found, to the caller; a refusal, to the hub's log."""
+    error = PackageNotFound()
+    error.refused = True
+    return error
 
 
 def _outside_limit(principal: Principal) -> str:

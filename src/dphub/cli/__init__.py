@@ -8,7 +8,23 @@ from __future__ import annotations
 
 import typer
 
-from dphub.cli import _errors, bitstore, cat, db, query, reprocess, serve, status, user, worker
+from dphub.cli import (
+    _errors,
+    access,
+    audit,
+    bitstore,
+    cat,
+    db,
+    query,
+    reprocess,
+    serve,
+    signing_key,
+    status,
+    token,
+    trust,
+    user,
+    worker,
+)
 from dphub.cli import get as get_command
 from dphub.cli import info as info_command
 from dphub.cli import login as login_command
@@ -35,11 +51,16 @@ for module in (
     serve,
     worker,
     reprocess,
+    access,
+    audit,
+    trust,
 ):
     module.register(app)
 app.add_typer(user.app, name="user")
 app.add_typer(db.app, name="db")
 app.add_typer(bitstore.app, name="bitstore")
+app.add_typer(token.app, name="token")
+app.add_typer(signing_key.app, name="signing-key")
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -18,6 +18,7 @@ from dphub.client._config import DEFAULT_SERVER, load_config
 from dphub.client._get import download_files, remote_files, write_descriptor
 from dphub.client._hashing import HashCache
 from dphub.client._http import absolute, raise_for_status, same_origin
+from dphub.client._loopback import LoopbackReceiver
 from dphub.client._package import LocalPackage
 from dphub.client._progress import ProgressCallback, Reporter
 from dphub.client._push import PushResult, authorize, finalize, hash_files, upload_missing
@@ -27,6 +28,8 @@ from dphub.names import check_name
 
 FINDABILITIES = ("published", "unlisted", "private")
 FINAL_STATES = ("SUCCEEDED", "FAILED")
+_ANONYMOUS = httpx.Auth()
+"""Sends no token: for calls that must not depend on a saved login."""
 
 
 class _HubToken(httpx.Auth):
@@ -122,6 +125,82 @@ class Client:
         raise_for_status(response)
         return _object(response)
 
+    # Single sign-on and trusted publishing
+
+    def sso_providers(self) -> dict[str, dict[str, Any]]:
+        """The hub's single sign-on providers: name → ``{title, kind, url}`` (where a login
+        starts)."""
+        response = self._http.get("/api/auth/check", auth=_ANONYMOUS)
+        raise_for_status(response)
+        providers = _object(response).get("providers")
+        if not isinstance(providers, dict):
+            return {}
+        return {k: v for k, v in providers.items() if isinstance(v, dict)}
+
+    def browser_login(
+        self, provider: str | None = None, *, show: Callable[[str], None], timeout: float = 300
+    ) -> str:
+        """Log in through a single sign-on provider in a browser; the client uses the token from
+        then on. ``show`` is given the URL to open; the browser comes back to a one-shot server on
+        127.0.0.1, and the one-time code it brings is exchanged for the token."""
+        url = sso_login_url(self.sso_providers(), provider)
+        with LoopbackReceiver() as receiver:
+            show(f"{url}?{urlencode({'next': receiver.next_url})}")
+            code = receiver.wait(timeout)
+        if code is None:
+            raise Unauthenticated(
+                f"No login came back from the browser within {timeout / 60:g} minutes."
+            )
+        return self.redeem_login_code(code)
+
+    def redeem_login_code(self, code: str) -> str:
+        """Exchange the one-time code of a browser login for a token and use it."""
+        response = self._http.post("/api/auth/oidc/redeem", json={"code": code}, auth=_ANONYMOUS)
+        raise_for_status(response)
+        return self._use_token(_object(response))
+
+    def exchange_oidc_token(self, oidc_token: str, *, package: str | None = None) -> str:
+        """Exchange a CI's OIDC token for a short-lived token that may push one package (trusted
+        publishing) and use it."""
+        body = {"token": oidc_token, **({"package": package} if package else {})}
+        response = self._http.post("/api/auth/oidc/exchange", json=body, auth=_ANONYMOUS)
+        raise_for_status(response)
+        return self._use_token(_object(response))
+
+    def _use_token(self, answer: dict[str, Any]) -> str:
+        token = answer.get("token")
+        if not isinstance(token, str) or not token:
+            raise DphubError("The hub's token answer holds no token.")
+        self.token = token
+        self._set_auth()
+        named = answer.get("username")
+        self.username = named if isinstance(named, str) and named else None
+        return token
+
+    def trusted_publishers(self, owner: str, name: str) -> list[dict[str, Any]]:
+        """The CI issuers and subjects trusted to push ``owner/name``."""
+        response = self._http.get(f"{_package_path(owner, name)}/trusted-publishers")
+        raise_for_status(response)
+        found = _object(response).get("trusted_publishers")
+        return [t for t in found if isinstance(t, dict)] if isinstance(found, list) else []
+
+    def add_trusted_publisher(
+        self, owner: str, name: str, *, issuer: str, subject: str, audience: str | None = None
+    ) -> dict[str, Any]:
+        """Trust tokens of ``issuer`` whose subject matches ``subject`` to push ``owner/name``."""
+        body = {"issuer": issuer, "subject": subject}
+        if audience:
+            body["audience"] = audience
+        response = self._http.post(f"{_package_path(owner, name)}/trusted-publishers", json=body)
+        raise_for_status(response)
+        return _object(response)
+
+    def remove_trusted_publisher(self, owner: str, name: str, trust_id: int) -> None:
+        response = self._http.delete(
+            f"{_package_path(owner, name)}/trusted-publishers/{int(trust_id)}"
+        )
+        raise_for_status(response)
+
     def _logged_in_name(self) -> str:
         check = self.whoami()
         if not check.get("authenticated"):
@@ -130,6 +209,41 @@ class Client:
         if name is None:
             raise InvalidRequest("The hub did not say who you are: give the owner to push to.")
         return name
+
+    def create_api_key(
+        self,
+        *,
+        name: str | None = None,
+        scope: str | None = None,
+        package: str | None = None,
+        publisher: str | None = None,
+        expires_in_days: int | None = None,
+    ) -> dict[str, Any]:
+        """A new API key of the logged-in user; its secret, ``key``, is in this answer only."""
+        wanted = {
+            "name": name,
+            "scope": scope,
+            "package": package,
+            "publisher": publisher,
+            "expires_in_days": expires_in_days,
+        }
+        body = {k: v for k, v in wanted.items() if v is not None}
+        response = self._http.post("/api/auth/keys", json=body)
+        raise_for_status(response)
+        return _object(response)
+
+    def api_keys(self) -> list[dict[str, Any]]:
+        """The logged-in user's API keys (never their secrets), newest first."""
+        response = self._http.get("/api/auth/keys")
+        raise_for_status(response)
+        keys = _object(response).get("keys")
+        return [k for k in keys if isinstance(k, dict)] if isinstance(keys, list) else []
+
+    def revoke_api_key(self, key_id: int | str) -> dict[str, Any]:
+        """Revoke one of the logged-in user's keys (and the tokens made with it)."""
+        response = self._http.delete(f"/api/auth/keys/{quote(str(key_id), safe='')}")
+        raise_for_status(response)
+        return _object(response)
 
     # Publish
 
@@ -288,6 +402,40 @@ class Client:
         raise_for_status(response)
         return _object(response)
 
+    # Administration
+
+    def audit(
+        self,
+        *,
+        event: str | None = None,
+        actor: str | None = None,
+        limit: int = 100,
+        before: int | None = None,
+    ) -> dict[str, Any]:
+        """A page of the audit log, newest first (site admins only): ``{events, next}``; pass
+        ``next`` as ``before`` for the page after."""
+        params: dict[str, Any] = {"limit": limit}
+        if event:
+            params["event"] = event
+        if actor:
+            params["actor"] = actor
+        if before is not None:
+            params["before"] = before
+        response = self._http.get("/api/admin/audit", params=params)
+        raise_for_status(response)
+        return _object(response)
+
+    # Publishers and access
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One JSON call to the hub's API (``path`` already quoted); raises the hub's error."""
+        response = self._http.request(method, path, json=body)
+        raise_for_status(response)
+        return _object(response)
+
+    def set_findability(self, owner: str, name: str, findability: str) -> dict[str, Any]:
+        return self.call("PATCH", _package_path(owner, name), {"findability": findability})
+
     # Read
 
     def info(self, owner: str, name: str, revision: int | None = None) -> dict[str, Any]:
@@ -335,6 +483,25 @@ class Client:
         response = self._http.get(path)
         raise_for_status(response)
         return _object(response)
+
+
+def sso_login_url(providers: dict[str, dict[str, Any]], provider: str | None) -> str:
+    """Where a browser login with ``provider`` (the only one, when ``None``) starts."""
+    if not providers:
+        raise InvalidRequest(
+            "This hub has no single sign-on provider: log in with a username and a password or"
+            " API key (dphub login)."
+        )
+    names = ", ".join(sorted(providers))
+    if provider is None:
+        if len(providers) > 1:
+            raise InvalidRequest(f"This hub has several sign-on providers ({names}): choose one.")
+        provider = next(iter(providers))
+    chosen = providers.get(provider)
+    url = chosen.get("url") if chosen is not None else None
+    if not isinstance(url, str) or not url:
+        raise InvalidRequest(f"This hub has no sign-on provider {provider!r} (it has: {names}).")
+    return url
 
 
 def _package_path(owner: str, name: str) -> str:

@@ -11,9 +11,13 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from dphub.api.body import read_bounded
-from dphub.api.deps import HubDep, presented_token, resolve_principal
+from dphub.api.deps import HubDep, client_ip, presented_token, resolve_principal
 from dphub.api.responses import JSON
+from dphub.api.routes import oidc
 from dphub.auth.accounts import authenticate
+from dphub.auth.audit import record, record_apart
+from dphub.auth.permissions import Action, needs
+from dphub.auth.ratelimit import login_succeeded, start_login
 from dphub.auth.tokens import issue_token
 from dphub.errors import DphubError, InvalidCredentials, InvalidJson, InvalidRequest
 from dphub.hub import Hub
@@ -51,14 +55,25 @@ def _json_credentials(body: bytes) -> tuple[str, str]:
     return login, secret
 
 
-def _token_for(hub: Hub, login: str, secret: str) -> dict[str, Any]:
+def _login(hub: Hub, login: str, secret: str, ip: str) -> dict[str, Any]:
+    """The token, within the login rate limits; every outcome lands in the audit log."""
+    attempt = start_login(hub, login=login, ip=ip)
+    try:
+        answer = _token_for(hub, login, secret, ip)
+    except InvalidCredentials:
+        # The login as typed, never the secret; its own transaction, as the attempt's rolled back.
+        record_apart(hub.sessions, "login.failed", outcome="failed", actor=login, ip=ip)
+        raise
+    login_succeeded(hub, attempt)
+    return answer
+
+
+def _token_for(hub: Hub, login: str, secret: str, ip: str) -> dict[str, Any]:
     with transaction(hub.sessions) as db:
         user = authenticate(db, login=login, secret=secret)
+        record(db, "login", principal=user, ip=ip, via=user.via)
         token, expires_at = issue_token(
-            user_id=user.user_id,
-            username=user.username,
-            secret_key=hub.settings.secret_key,
-            ttl=hub.settings.token_ttl,
+            db, user, ttl=hub.settings.token_ttl, api_key_id=user.api_key_id
         )
         return {"token": token, "expires_at": expires_at, "username": user.username}
 
@@ -66,8 +81,9 @@ def _token_for(hub: Hub, login: str, secret: str) -> dict[str, Any]:
 @router.post(
     "/token",
     summary="Exchange a username or email and a secret (password or API key) for a token",
-    openapi_extra={
-        "requestBody": {
+    openapi_extra=needs(
+        Action.PUBLIC,
+        requestBody={
             "required": False,
             "content": {
                 "application/json": {
@@ -81,19 +97,21 @@ def _token_for(hub: Hub, login: str, secret: str) -> dict[str, Any]:
                     }
                 }
             },
-        }
-    },
+        },
+    ),
 )
 async def token(request: Request, hub: HubDep) -> JSON:
     credentials = _basic_credentials(request)
     if credentials is None:
         body = await read_bounded(request, MAX_CREDENTIALS_BODY)
         credentials = _json_credentials(body)
-    answer = await run_in_threadpool(_token_for, hub, *credentials)
+    answer = await run_in_threadpool(_login, hub, *credentials, client_ip(request))
     return JSON(answer, headers={"Cache-Control": "no-store"})
 
 
-@router.get("/check", summary="Who the presented token belongs to")
+@router.get(
+    "/check", summary="Who the presented token belongs to", openapi_extra=needs(Action.PUBLIC)
+)
 async def check(request: Request, hub: HubDep) -> JSON:
     token = presented_token(request)
     if token is not None:
@@ -109,4 +127,4 @@ async def check(request: Request, hub: HubDep) -> JSON:
                 "is_admin": principal.is_admin,
             }
             return JSON({"authenticated": True, "profile": profile})
-    return JSON({"authenticated": False, "providers": {}})
+    return JSON({"authenticated": False, "providers": oidc.provider_list(hub.settings)})
