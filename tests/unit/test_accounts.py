@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -48,24 +47,11 @@ from dphub.errors import (
     PackageNotFound,
     PublisherNotFound,
 )
-from dphub.metastore.db import make_engine, make_sessionmaker, transaction, upgrade
+from dphub.metastore.db import transaction
 from dphub.metastore.models import ApiKey, AuditEvent, Base, Package, User
 
 ANN_PASSWORD = "correct horse battery staple"
 BOB_PASSWORD = "tr0ub4dor&3-long"
-
-
-@pytest.fixture
-def engine(metastore_url: str) -> Iterator[Engine]:
-    engine = make_engine(metastore_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def db(engine: Engine) -> sessionmaker[Session]:
-    return make_sessionmaker(engine)
 
 
 @pytest.fixture

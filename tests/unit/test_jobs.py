@@ -6,14 +6,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, event, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from dphub.metastore.db import make_engine, make_sessionmaker, transaction, upgrade
+from dphub.metastore.db import transaction
 from dphub.metastore.models import Job, Package, Revision, User
 from dphub.pipeline import jobs
 
@@ -22,16 +21,8 @@ TIMEOUT = 30
 
 
 @pytest.fixture
-def engine(metastore_url: str) -> Iterator[Engine]:
-    engine = make_engine(metastore_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return make_sessionmaker(engine)
+def sessions(db: sessionmaker[Session]) -> sessionmaker[Session]:
+    return db
 
 
 def enqueue(sessions: sessionmaker[Session], count: int, *, package: str = "rain") -> list[int]:

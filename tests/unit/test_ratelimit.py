@@ -17,7 +17,7 @@ from dphub.auth.ratelimit import account_key, count_hit, give_back, hit, ip_key,
 from dphub.config import MAX_RATE_WINDOW, load_settings
 from dphub.errors import RateLimited
 from dphub.hub import Hub, open_hub
-from dphub.metastore.db import make_engine, make_sessionmaker, transaction, upgrade
+from dphub.metastore.db import make_engine, make_sessionmaker, transaction
 from dphub.metastore.models import AuditEvent, RateCounter
 
 NOW = 1_700_006_400.0  # a multiple of a day (and so of 60 and 900): windows start here
@@ -30,11 +30,8 @@ def no_chance_sweeps(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def sessions(metastore_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(metastore_url)
-    upgrade(engine)
-    yield make_sessionmaker(engine)
-    engine.dispose()
+def sessions(db: sessionmaker[Session]) -> sessionmaker[Session]:
+    return db
 
 
 def stored(sessions: sessionmaker[Session], key: str) -> dict[int, int]:

@@ -9,7 +9,6 @@ import hmac
 import json
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,24 +30,11 @@ from dphub.auth.tokens import (
     read_token,
 )
 from dphub.errors import InvalidToken, TokenExpired
-from dphub.metastore.db import make_engine, make_sessionmaker, transaction, upgrade
+from dphub.metastore.db import make_engine, make_sessionmaker, transaction
 from dphub.metastore.models import ApiKey, SigningKey, User
 
 GRACE = 3600
 ANN_PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-def engine(metastore_url: str) -> Iterator[Engine]:
-    engine = make_engine(metastore_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def db(engine: Engine) -> sessionmaker[Session]:
-    return make_sessionmaker(engine)
 
 
 @pytest.fixture

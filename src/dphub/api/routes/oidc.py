@@ -146,6 +146,7 @@ async def redeem(request: Request, hub: HubDep) -> JSON:
     ip = client_ip(request)
 
     def work() -> dict[str, Any]:
+        limit_exchange(hub, ip, event="sso.redeem")
         return sso.redeem(hub.sessions, code, token_ttl=hub.settings.token_ttl, ip=ip)
 
     return JSON(await run_in_threadpool(work), headers=NO_STORE)
