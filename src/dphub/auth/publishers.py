@@ -124,6 +124,20 @@ def _members(db: Session, publisher: Publisher) -> list[dict[str, str]]:
     return [{"username": username, "role": role} for username, role in rows]
 
 
+def _membership(db: Session, org: Publisher, user: User) -> Membership | None:
+    return db.scalar(
+        select(Membership).where(Membership.publisher_id == org.id, Membership.user_id == user.id)
+    )
+
+
+def _collaboration(db: Session, package: Package, user: User) -> Collaborator | None:
+    return db.scalar(
+        select(Collaborator).where(
+            Collaborator.package_id == package.id, Collaborator.user_id == user.id
+        )
+    )
+
+
 def _owners(db: Session, publisher_id: int) -> int:
     return (
         db.scalar(
@@ -142,9 +156,7 @@ def set_member(
     org = _organization(db, principal, org_name)
     wanted = parse_role(role)
     user = _user(db, username)
-    membership = db.scalar(
-        select(Membership).where(Membership.publisher_id == org.id, Membership.user_id == user.id)
-    )
+    membership = _membership(db, org, user)
     before = membership.role if membership is not None else None
     if membership is None:
         db.add(Membership(publisher_id=org.id, user_id=user.id, role=wanted.value))
@@ -170,9 +182,7 @@ def remove_member(
 ) -> dict[str, Any]:
     org = _organization(db, principal, org_name)
     user = _user(db, username)
-    membership = db.scalar(
-        select(Membership).where(Membership.publisher_id == org.id, Membership.user_id == user.id)
-    )
+    membership = _membership(db, org, user)
     if membership is None:
         raise UserNotFound(f"{username} is not a member of {org_name}.")
     if membership.role == Role.OWNER.value and _owners(db, org.id) <= 1:
@@ -219,11 +229,7 @@ def set_collaborator(
     require(principal, Action.PACKAGE_MANAGE, package_ref(db, principal, package))
     wanted = parse_role(role)
     user = _user(db, username)
-    row = db.scalar(
-        select(Collaborator).where(
-            Collaborator.package_id == package.id, Collaborator.user_id == user.id
-        )
-    )
+    row = _collaboration(db, package, user)
     before = row.role if row is not None else None
     if row is None:
         db.add(Collaborator(package_id=package.id, user_id=user.id, role=wanted.value))
@@ -248,11 +254,7 @@ def remove_collaborator(
     package = _package(db, owner, name)
     require(principal, Action.PACKAGE_MANAGE, package_ref(db, principal, package))
     user = _user(db, username)
-    row = db.scalar(
-        select(Collaborator).where(
-            Collaborator.package_id == package.id, Collaborator.user_id == user.id
-        )
-    )
+    row = _collaboration(db, package, user)
     if row is None:
         raise UserNotFound(f"{username} is not a collaborator on {owner}/{name}.")
     db.delete(row)
