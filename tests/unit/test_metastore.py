@@ -45,6 +45,11 @@ TABLES = {
     "trusted_publishers",
     "oidc_identities",
     "oidc_logins",
+    "package_tags",
+    "publisher_quotas",
+    "events",
+    "webhooks",
+    "webhook_deliveries",
 }
 
 
@@ -73,10 +78,10 @@ def test_upgrade_creates_every_table(migrated: Engine) -> None:
 
 def test_upgrade_is_idempotent_and_reaches_head(migrated: Engine) -> None:
     head = ScriptDirectory.from_config(alembic_config(migrated)).get_current_head()
-    assert head == "0003"
+    assert head == "0004"
     assert current_revision(migrated) == head
     upgrade(migrated)
-    assert current_revision(migrated) == "0003"
+    assert current_revision(migrated) == "0004"
     assert set(inspect(migrated).get_table_names()) == TABLES | {"alembic_version"}
 
 
@@ -167,7 +172,7 @@ def test_downgrade_to_base_and_up_again(migrated: Engine) -> None:
     assert current_revision(migrated) is None
     assert set(inspect(migrated).get_table_names()) == {"alembic_version"}
     upgrade(migrated)
-    assert current_revision(migrated) == "0003"
+    assert current_revision(migrated) == "0004"
     assert set(inspect(migrated).get_table_names()) == TABLES | {"alembic_version"}
 
 

@@ -428,3 +428,92 @@ class OidcLogin(Base):
     """The user the provider vouched for, once the callback has run."""
     handoff_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     """SHA-256 of the one-time code a command-line login redeems for its token."""
+
+
+class PackageTag(Base):
+    """A name for one revision of a package (``v1.0``), usable wherever a revision number is."""
+
+    __tablename__ = "package_tags"
+    __table_args__ = (UniqueConstraint("package_id", "tag", name="uq_package_tags_package_tag"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    package_id: Mapped[int] = mapped_column(ForeignKey("packages.id", ondelete="CASCADE"))
+    tag: Mapped[str] = mapped_column(String(100))
+    revision: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PublisherQuota(Base):
+    """Limits an admin set on one publisher; a missing row or a null limit means no limit."""
+
+    __tablename__ = "publisher_quotas"
+
+    publisher_id: Mapped[int] = mapped_column(
+        ForeignKey("publishers.id", ondelete="CASCADE"), primary_key=True
+    )
+    max_public_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    max_private_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    max_packages: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Event(Base):
+    """One thing that happened to a package: pushed, processed, failed, tagged, deleted, ..."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_owner_id", "owner", "id"),
+        Index("ix_events_owner_name_id", "owner", "name", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(32))
+    owner: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str | None] = mapped_column(String(100))
+    revision: Mapped[int | None] = mapped_column(Integer)
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    actor: Mapped[str | None] = mapped_column(String(100))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Webhook(Base):
+    """A URL a publisher wants told of its events, with the secret that signs each delivery."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    publisher_id: Mapped[int] = mapped_column(
+        ForeignKey("publishers.id", ondelete="CASCADE"), index=True
+    )
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str] = mapped_column(String(128))
+    """Kept as given: HMAC needs it; shown once, at creation."""
+    kinds: Mapped[list[str] | None] = mapped_column(Document)
+    """The event kinds to deliver; ``None`` for all."""
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event owed to one webhook: tried until delivered or out of attempts."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_state_next", "state", "next_attempt_at"),
+        UniqueConstraint("webhook_id", "event_id", name="uq_webhook_deliveries_webhook_event"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    """``pending``, ``delivered`` or ``failed``."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]
