@@ -24,6 +24,7 @@ from dphub.errors import (
     PublisherNotFound,
     UserNotFound,
 )
+from dphub.events import stream as events
 from dphub.metastore.models import Collaborator, Membership, Package, Publisher, User
 from dphub.metastore.packages import find_package
 from dphub.names import check_publisher_name, is_valid_name
@@ -281,6 +282,15 @@ def set_findability(
             "package.findability",
             principal=principal,
             target=f"{owner}/{name}",
+            before=package.findability,
+            after=wanted,
+        )
+        events.record(
+            db,
+            "findability-changed",
+            owner=owner,
+            name=name,
+            principal=principal,
             before=package.findability,
             after=wanted,
         )

@@ -30,6 +30,7 @@ from dphub.errors import (
     UploadMismatch,
     UploadSessionNotFound,
 )
+from dphub.events import stream as events
 from dphub.ingest.uploads import grant_for, split_key
 from dphub.metastore.db import transaction
 from dphub.metastore.models import (
@@ -287,6 +288,15 @@ def _write(
                 before=package.findability,
                 after=plan.findability,
             )
+            events.record(
+                db,
+                "findability-changed",
+                owner=plan.owner,
+                name=plan.name,
+                principal=principal,
+                before=package.findability,
+                after=plan.findability,
+            )
             package.findability = plan.findability
         total = sum(f.size for f in plan.files)
         revision = Revision(
@@ -326,6 +336,16 @@ def _write(
                 .values(received_sha256=blob.sha256, received_md5=blob.md5, received_at=now)
             )
         db.add(Job(revision_id=revision.id, created_at=now))
+        events.record(
+            db,
+            "pushed",
+            owner=plan.owner,
+            name=plan.name,
+            revision=number,
+            principal=principal,
+            files=len(plan.files),
+            bytes=total,
+        )
         upload.closed_at = now
         upload.revision = number
         upload.name = plan.name

@@ -23,6 +23,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dphub.datastore import Datastore, Field, table_name
+from dphub.events import stream as events
 from dphub.hub import Hub
 from dphub.metastore.db import transaction
 from dphub.metastore.models import (
@@ -387,6 +388,7 @@ def _finish(
             "rows": sum(t.result.rows for t in run.tables),
         }
         revision.modified_at = now
+        _event(db, revision, "processed" if succeeded else "failed", rows=revision.stats["rows"])
         jobs.mark(db, claim, jobs.DONE)
     log.info("revision %s processed: %s", claim.revision_id, state)
     return state
@@ -410,4 +412,13 @@ def fail(hub: Hub, claim: jobs.Claim, message: str) -> None:
             revision.state = "FAILED"
             revision.errors = {"error_log": [message]}
             revision.modified_at = now
+            _event(db, revision, "failed", error=message)
         jobs.mark(db, claim, jobs.FAILED, message)
+
+
+def _event(db: Session, revision: Revision, kind: str, **detail: Any) -> None:
+    package = db.get(Package, revision.package_id)
+    assert package is not None
+    events.record(
+        db, kind, owner=package.owner, name=package.name, revision=revision.number, **detail
+    )
