@@ -241,7 +241,9 @@ def verifying_keys(db: Session, *, grace: int) -> list[KeyInfo]:
     """Keys whose tokens are still accepted, newest first (the signing key made on first need)."""
     signer(db)
     now = datetime.now(UTC)
-    return [k for k in _ring(db).keys.values() if k.verifies(grace=grace, now=now)]
+    # read afresh: a key another process has just started signing with must be published at
+    # once, or a service fetching the set to check such a token would refuse it
+    return [k for k in _ring(db, reload=True).keys.values() if k.verifies(grace=grace, now=now)]
 
 
 @dataclass(frozen=True)
