@@ -117,3 +117,31 @@ def check_path(path: object) -> str:
         raise InvalidPath(f"{path!r}: {problem}.", path=path if isinstance(path, str) else None)
     assert isinstance(path, str)
     return path
+
+
+TAG_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
+REVISION_WORDS = frozenset({"latest", "successful"})
+"""Words that name a revision of every package: a tag may not shadow them."""
+
+
+def tag_problem(value: object) -> str | None:
+    """Why ``value`` may not be a tag of a package, or ``None`` when it is fine.
+
+    Tags stand wherever a revision number does (``/v/v1.0/``), so they never look like one.
+    """
+    if not isinstance(value, str) or not value:
+        return "a tag must be a non-empty string"
+    if TAG_PATTERN.fullmatch(value) is None:
+        return (
+            "use 1 to 100 characters: letters, digits, '.', '_', '-' or '+', starting with a"
+            " letter or digit"
+        )
+    if value.isdigit():
+        return "a tag of digits only would read as a revision number"
+    if value.lower() in REVISION_WORDS:
+        return f"{value!r} already names a revision of every package"
+    return None
+
+
+def is_valid_tag(value: object) -> bool:
+    return tag_problem(value) is None

@@ -12,6 +12,7 @@ from dphub.api import readers
 from dphub.auth.principal import Principal
 from dphub.errors import Forbidden, InvalidRequest, ResourceNotFound
 from dphub.hub import Hub
+from dphub.metastore.packages import pins_revision
 
 HUB_PATH = re.compile(
     r"^/(?P<owner>[^/]+)/(?P<name>[^/]+)(?:/v/(?P<ref>[^/]+))?/(?P<kind>r|files)/(?P<rest>.+)$"
@@ -50,7 +51,8 @@ def locate_source(hub: Hub, principal: Principal | None, path: str) -> HubSource
             f"{path!r} is not a file of this hub: use a URL like /OWNER/NAME/r/RESOURCE.csv or"
             " /OWNER/NAME/v/REVISION/files/PATH."
         )
-    owner, name, ref = match["owner"], match["name"], match["ref"]
+    owner, name = match["owner"], match["name"]
+    ref = unquote(match["ref"]) if match["ref"] is not None else None
     rest = unquote(match["rest"])
     with hub.sessions() as db:
         located = readers.locate(db, principal, owner, name, ref)
@@ -67,7 +69,7 @@ def locate_source(hub: Hub, principal: Principal | None, path: str) -> HubSource
             ),
             None,
         )
-        return HubSource(stored.sha256, stored.size, rest, resource, private, ref is not None)
+        return HubSource(stored.sha256, stored.size, rest, resource, private, pins_revision(ref))
     try:
         resource, _ = readers.find_resource(located, rest)
     except ResourceNotFound:
@@ -78,12 +80,12 @@ def locate_source(hub: Hub, principal: Principal | None, path: str) -> HubSource
             resource, _ = readers.find_resource(located, stem)
         else:
             leaf = readers.output_leaf(output)
-            return HubSource(output.sha256, output.size, leaf, None, private, ref is not None)
+            return HubSource(output.sha256, output.size, leaf, None, private, pins_revision(ref))
     stored_path = resource.get("path")
     if not isinstance(stored_path, str) or stored_path not in located.files:
         raise ResourceNotFound(f"Resource {rest!r} is not one stored file.")
     stored = located.files[stored_path]
-    return HubSource(stored.sha256, stored.size, stored_path, resource, private, ref is not None)
+    return HubSource(stored.sha256, stored.size, stored_path, resource, private, pins_revision(ref))
 
 
 def check_outside(allowed_hosts: tuple[str, ...]) -> None:

@@ -32,9 +32,12 @@ ServerOption = Annotated[
     ),
 ]
 RevisionOption = Annotated[
-    int | None,
+    str | None,
     typer.Option(
-        "--revision", "-r", help="A revision number (default: the latest successful).", min=1
+        "--revision",
+        "-r",
+        help="A revision number or tag (default: the latest successful).",
+        show_default=False,
     ),
 ]
 

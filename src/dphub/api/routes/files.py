@@ -1,7 +1,8 @@
 """File routes: datapackage.json with hub URLs, resources by name or index, and every stored file.
 
 ``/<owner>/<name>/...`` follows the latest successful revision; ``/<owner>/<name>/v/<n>/...`` is pinned
-to revision ``n`` and never changes, so it is cached for good.
+to revision ``n`` and never changes, so it is cached for good. ``/v/<tag>/`` (and ``/v/latest/``) may
+name another revision tomorrow (an owner can move a tag), so caches revalidate it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dphub.dataproxy import Options
 from dphub.errors import ResourceNotFound
 from dphub.hub import Hub
 from dphub.metastore.models import RevisionFile
+from dphub.metastore.packages import pins_revision
 
 router = APIRouter(tags=["files"])
 
@@ -58,7 +60,7 @@ async def _descriptor(
         readers.public_descriptor(hub.settings.base_url, located), option=orjson.OPT_INDENT_2
     )
     etag = f'"dp-{located.revision.id}-{located.revision.number}"'
-    headers = {"ETag": etag, "Cache-Control": _cache_control(located, ref is not None)}
+    headers = {"ETag": etag, "Cache-Control": _cache_control(located, pins_revision(ref))}
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
     return Response(body, media_type="application/json", headers=headers)
@@ -82,17 +84,19 @@ async def _resource(
             output.size,
             output.media_type,
             leaf,
-            pinned=ref is not None,
+            pinned=pins_revision(ref),
         )
     path = resource.get("path")
     if "data" in resource and path is None:
-        return JSON(resource["data"], headers={"Cache-Control": _cache_control(located, True)})
+        return JSON(
+            resource["data"], headers={"Cache-Control": _cache_control(located, pins_revision(ref))}
+        )
     if not isinstance(path, str) or path not in located.files:
         raise ResourceNotFound(
             f"Resource {leaf!r} is not one stored file; its files are listed in the package's"
             " 'files' and served under files/<path>."
         )
-    return _serve(request, hub, located, located.files[path], ref is not None)
+    return _serve(request, hub, located, located.files[path], pins_revision(ref))
 
 
 async def _converted(
@@ -111,7 +115,7 @@ async def _converted(
     url = str(request.url)
     options = Options(format=CONVERTED[ext])
     etag = f'"dp-{stored.sha256[:40]}-{ext}"'
-    headers = {"ETag": etag, "Cache-Control": _cache_control(located, ref is not None)}
+    headers = {"ETag": etag, "Cache-Control": _cache_control(located, pins_revision(ref))}
     return await run_in_threadpool(
         stream_table,
         request,
@@ -133,7 +137,7 @@ async def _file(
     stored = located.files.get(path)
     if stored is None:
         raise ResourceNotFound(f"No file {path!r} in this revision.")
-    return _serve(request, hub, located, stored, ref is not None)
+    return _serve(request, hub, located, stored, pins_revision(ref))
 
 
 def _serve(

@@ -18,7 +18,7 @@ router = APIRouter(prefix="/api/package", tags=["packages"])
 
 RevisionQuery = Query(
     default=None,
-    description="A revision number, 'latest' or 'successful'; default: the latest successful one.",
+    description="A revision number, 'latest', 'successful' or a tag; default: the latest successful.",
 )
 
 
@@ -75,7 +75,7 @@ async def revisions(owner: str, name: str, hub: HubDep, principal: MaybePrincipa
 
 @router.get(
     "/{owner}/{name}/revisions/{ref}",
-    summary="A revision's processing status (a number, latest or successful)",
+    summary="A revision's processing status (a number, latest, successful or a tag)",
     openapi_extra=needs(Action.PACKAGE_READ),
 )
 async def revision_status(
