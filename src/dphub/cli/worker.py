@@ -27,10 +27,12 @@ def worker(
     ] = False,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Validate, derive and load pushed revisions, as jobs arrive in the metastore."""
+    """Validate, derive and load pushed revisions, as jobs arrive in the metastore; deliver
+    webhooks."""
     import logging.config
 
     from dphub.config import load_settings
+    from dphub.events.delivery import deliver_once
     from dphub.hub import open_hub
     from dphub.logs import log_config
     from dphub.pipeline.worker import run, run_once
@@ -44,6 +46,11 @@ def worker(
             while run_once(hub):
                 done += 1
             out.print(f"Processed {done} job{'s' if done != 1 else ''}.")
+            tried = 0
+            while deliver_once(hub):
+                tried += 1
+            if tried:
+                out.print(f"Attempted {tried} webhook deliver{'ies' if tried != 1 else 'y'}.")
             return
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -2,7 +2,8 @@
 
 ``dphub worker`` runs it in the foreground with N threads; ``dphub serve`` runs one in a thread of
 the server on the embedded setup. A job that raises is given back to the queue until it has used
-its attempts, then its revision is FAILED with the error.
+its attempts, then its revision is FAILED with the error. Beside the job threads, one more thread
+delivers webhooks (:mod:`dphub.events.delivery`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import socket
 import threading
 import uuid
 
+from dphub.events import delivery
 from dphub.hub import Hub
 from dphub.pipeline import jobs
 from dphub.pipeline.process import Superseded, fail, process
@@ -80,7 +82,8 @@ def run_once(hub: Hub, *, name: str | None = None) -> bool:
 
 
 def run(hub: Hub, *, concurrency: int = 1, stop: threading.Event | None = None) -> None:
-    """Process jobs on ``concurrency`` threads until ``stop`` is set."""
+    """Process jobs on ``concurrency`` threads, and deliver webhooks on one more, until ``stop``
+    is set."""
     stop = stop or threading.Event()
 
     def loop() -> None:
@@ -98,6 +101,15 @@ def run(hub: Hub, *, concurrency: int = 1, stop: threading.Event | None = None) 
         threading.Thread(target=loop, name=f"dphub-worker-{i}", daemon=True)
         for i in range(concurrency)
     ]
+    threads.append(
+        threading.Thread(
+            target=delivery.run,
+            args=(hub,),
+            kwargs={"stop": stop},
+            name="dphub-webhooks",
+            daemon=True,
+        )
+    )
     for thread in threads:
         thread.start()
     for thread in threads:
