@@ -78,6 +78,14 @@ class ChecksumMismatch(InvalidUpload):
     default_message = "The uploaded bytes do not match the checksum that was authorized."
 
 
+class InvalidTag(InvalidRequest):
+    code = "invalid-tag"
+    default_message = (
+        "Tags use 1 to 100 letters, digits, '.', '_', '-' or '+', and never look like a revision"
+        " number, 'latest' or 'successful'."
+    )
+
+
 class InvalidQuery(InvalidRequest):
     code = "invalid-query"
     default_message = "The query is not one the datastore accepts."
@@ -127,6 +135,12 @@ class PolicyExpired(Forbidden):
 class SignatureMismatch(Forbidden):
     code = "signature-mismatch"
     default_message = "The upload signature does not match its fields: the form was altered."
+
+
+class QuotaExceeded(Forbidden):
+    code = "quota-exceeded"
+    default_message = "This would take the publisher past a storage or package limit."
+    hint = "Ask a site administrator for a larger quota, or purge packages you no longer need."
 
 
 # 404: nothing there (or nothing you may see)
@@ -211,6 +225,18 @@ class NotProcessed(Conflict):
 class AlreadyExists(Conflict):
     code = "already-exists"
     default_message = "This already exists."
+
+
+class PackageDeleted(Conflict):
+    code = "package-deleted"
+    default_message = "This package was deleted: undelete it, or purge it to reuse its name."
+    hint = "Run `dphub undelete OWNER/NAME` to bring it back, or `dphub purge OWNER/NAME` first."
+
+
+class TagExists(Conflict):
+    code = "tag-exists"
+    default_message = "This tag already names another revision; tags move only when forced."
+    hint = "Tags are immutable: choose another name, or (as an owner) move it with --force."
 
 
 class RateLimited(DphubError):

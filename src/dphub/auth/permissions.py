@@ -19,7 +19,7 @@ resource is a fact loaded by :mod:`dphub.auth.roles`; the decision is made here,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -250,6 +250,15 @@ def _refusal(principal: Principal, action: Action, resource: Resource) -> str:
     if action is Action.SITE_ADMIN:
         return "Only site administrators may do this."
     return f"{who} may not do this ({action.value})."
+
+
+def as_deleted(resource: PackageRef) -> PackageRef:
+    """A deleted package as every action sees it: private, and known only to those who could
+    manage it (its owners and site admins); to anyone else it is not found."""
+    role = resource.role
+    if role is not None and role.rank < MINIMUM_ROLE[Action.PACKAGE_MANAGE].rank:
+        role = None
+    return replace(resource, findability="private", role=role)
 
 
 def listed(principal: Principal | None, resource: PackageRef) -> bool:

@@ -25,6 +25,20 @@ class BlobInfo:
 
 
 @dataclass(frozen=True)
+class StoredObject:
+    """An object the store holds, as a listing reports it: a blob, or an upload not yet filed."""
+
+    key: str
+    """Its key, relative to the store's root (or prefix): ``sha256/ab/cd/<hex>`` for a blob."""
+    size: int
+    modified: datetime
+    sha256: str | None = None
+    """The blob's SHA-256; ``None`` for a staged upload."""
+    session_id: str | None = None
+    """The upload session a staged upload was sent to; ``None`` for a writer's own spool file."""
+
+
+@dataclass(frozen=True)
 class UploadTarget:
     """Where and how a client sends one authorized file: a presigned POST form, and a presigned PUT
     when the SHA-256 is known."""
@@ -73,6 +87,17 @@ class BitStore(Protocol):
         """A file path to serve the blob from, when the backend keeps blobs on local disk."""
 
     def delete(self, sha256: str) -> None: ...
+
+    def list_blobs(self) -> Iterator[StoredObject]:
+        """Every blob the store holds, in no particular order, read as the listing goes."""
+
+    def list_staged(self) -> Iterator[StoredObject]:
+        """Uploads not filed under their hash yet: objects sent to a session's key, and what
+        interrupted writers left behind. Multipart parts are not listed (see
+        ``multipart_uploads``)."""
+
+    def delete_staged(self, key: str) -> None:
+        """Remove one object ``list_staged`` reported; any other key is refused."""
 
     def upload_target(self, grant: UploadGrant, *, expires_at: int) -> UploadTarget:
         """Sign an upload of exactly the grant's bytes, straight to this store."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, BinaryIO
 
 from dphub.bitstore._writer import SpoolingWriter
-from dphub.bitstore.interfaces import BlobInfo, PartTarget, UploadTarget
+from dphub.bitstore.interfaces import BlobInfo, PartTarget, StoredObject, UploadTarget
 from dphub.bitstore.signing import PartSigner, UploadGrant, UploadSigner
 from dphub.errors import (
     ChecksumMismatch,
@@ -31,6 +31,7 @@ CHUNK = 1024 * 1024
 UPLOAD_PATH = "/api/bitstore/upload"
 MULTIPART_PATH = "/api/bitstore/multipart"
 PART_NAME = re.compile(r"^[0-9]{1,5}$")
+SPOOL_KEY = re.compile(r"^tmp/[0-9a-f]{32}\.part$")
 
 
 def blob_relpath(sha256: str) -> str:
@@ -245,3 +246,55 @@ class LocalBitStore:
         path = self.local_path(sha256)
         if path is not None:
             path.unlink(missing_ok=True)
+
+    def list_blobs(self) -> Iterator[StoredObject]:
+        for first in _subfolders(self.root / "sha256"):
+            for second in _subfolders(first):
+                for entry in _files(second):
+                    if SHA256_HEX.fullmatch(entry.name) and entry.name[:4] == (
+                        first.name + second.name
+                    ):
+                        found = _stored(f"sha256/{first.name}/{second.name}/{entry.name}", entry)
+                        if found is not None:
+                            yield StoredObject(
+                                found.key, found.size, found.modified, sha256=entry.name
+                            )
+
+    def list_staged(self) -> Iterator[StoredObject]:
+        # Uploads through the hub are filed under their hash as they complete: all that is ever
+        # staged here is the spool file of a writer, left behind when its process died.
+        for entry in _files(self.root / "tmp"):
+            found = _stored(f"tmp/{entry.name}", entry)
+            if found is not None and SPOOL_KEY.fullmatch(found.key):
+                yield found
+
+    def delete_staged(self, key: str) -> None:
+        if not SPOOL_KEY.fullmatch(key):
+            raise ValueError(f"{key!r} is not a staged object of this store")
+        (self.root / key).unlink(missing_ok=True)
+
+
+def _subfolders(folder: Path) -> Iterator[Path]:
+    try:
+        with os.scandir(folder) as entries:
+            found = [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return
+    yield from sorted(found)
+
+
+def _files(folder: Path) -> Iterator[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as entries:
+            found = [e for e in entries if e.is_file(follow_symlinks=False)]
+    except FileNotFoundError:
+        return
+    yield from found
+
+
+def _stored(key: str, entry: os.DirEntry[str]) -> StoredObject | None:
+    try:
+        info = entry.stat(follow_symlinks=False)
+    except FileNotFoundError:  # removed since the folder was read
+        return None
+    return StoredObject(key, info.st_size, datetime.fromtimestamp(info.st_mtime, UTC))

@@ -23,8 +23,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from dphub.bitstore._writer import SpoolingWriter
-from dphub.bitstore.interfaces import BlobInfo, PartTarget, UploadTarget
-from dphub.bitstore.local import blob_relpath
+from dphub.bitstore.interfaces import BlobInfo, PartTarget, StoredObject, UploadTarget
+from dphub.bitstore.local import SHA256_HEX, blob_relpath
 from dphub.bitstore.signing import SHA256_FIELD, UploadGrant
 from dphub.config import Settings
 from dphub.errors import (
@@ -172,6 +172,35 @@ class S3BitStore:
         except ValueError:
             return
         self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    def _listed(self, prefix: str) -> Iterator[StoredObject]:
+        """Objects under ``prefix`` (relative to the store's), one listing page at a time."""
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix + prefix
+        )
+        for page in pages:
+            for item in page.get("Contents", []):
+                key = str(item["Key"]).removeprefix(self.prefix)
+                yield StoredObject(key, int(item["Size"]), item["LastModified"])
+
+    def list_blobs(self) -> Iterator[StoredObject]:
+        for found in self._listed("sha256/"):
+            sha256 = found.key.rsplit("/", 1)[-1]
+            if SHA256_HEX.fullmatch(sha256) and found.key == blob_relpath(sha256):
+                yield StoredObject(found.key, found.size, found.modified, sha256=sha256)
+
+    def list_staged(self) -> Iterator[StoredObject]:
+        for found in self._listed("staging/"):
+            session_key = found.key.removeprefix("staging/")
+            if session_key.startswith("mp/"):
+                continue  # parts of multipart uploads: see multipart_uploads
+            session_id = session_key.split("/", 1)[0]
+            yield StoredObject(found.key, found.size, found.modified, session_id=session_id)
+
+    def delete_staged(self, key: str) -> None:
+        if not key.startswith("staging/") or key.startswith("staging/mp/") or ".." in key:
+            raise ValueError(f"{key!r} is not a staged object of this store")
+        self.client.delete_object(Bucket=self.bucket, Key=self.prefix + key)
 
     def writer(self, *, expected_size: int, md5: bool = False) -> S3BlobWriter:
         return S3BlobWriter(self, expected_size, md5)

@@ -32,6 +32,8 @@ from dphub.errors import (
 )
 from dphub.events import stream as events
 from dphub.ingest.uploads import grant_for, split_key
+from dphub.lifecycle.delete import refuse_deleted
+from dphub.metastore import references
 from dphub.metastore.db import transaction
 from dphub.metastore.models import (
     Job,
@@ -107,7 +109,7 @@ def finalize(
         return same
     for attempt in range(ATTEMPTS):
         try:
-            return _write(sessions, plan, principal=principal, settings=settings)
+            return _write(sessions, plan, principal=principal, settings=settings, bitstore=bitstore)
         except (IntegrityError, OperationalError):
             if attempt == ATTEMPTS - 1:
                 raise
@@ -118,8 +120,10 @@ def _same_as_latest(sessions: sessionmaker[Session], plan: _Plan) -> Finalized |
     """A push identical to the package's latest revision (same files, same bytes, same findability)
     makes no new revision: the session closes onto the existing one."""
     with transaction(sessions) as db:
-        package = find_package(db, plan.owner, plan.name)
-        if package is None or not package.latest_revision:
+        # locked: a purge between this check and the commit would leave the session closed onto
+        # a revision that no longer exists
+        package = references.lock_package(db, plan.owner, plan.name)
+        if package is None or package.deleted_at is not None or not package.latest_revision:
             return None
         if plan.findability is not None and plan.findability != package.findability:
             return None
@@ -230,6 +234,8 @@ def _check_push(
     package = find_package(db, owner, name)
     ref = new_package_ref(db, principal, owner, name, package)
     require(principal, Action.PACKAGE_PUSH, ref)
+    if package is None:
+        refuse_deleted(db, owner, name)
     if package is not None and findability is not None and findability != package.findability:
         require(principal, Action.PACKAGE_MANAGE, ref)
 
@@ -266,7 +272,12 @@ def _read_small(bitstore: BitStore, f: UploadSessionFile, limit: int) -> bytes:
 
 
 def _write(
-    sessions: sessionmaker[Session], plan: _Plan, *, principal: Principal, settings: Settings
+    sessions: sessionmaker[Session],
+    plan: _Plan,
+    *,
+    principal: Principal,
+    settings: Settings,
+    bitstore: BitStore,
 ) -> Finalized:
     now = datetime.now(UTC)
     with transaction(sessions) as db:
@@ -279,6 +290,17 @@ def _write(
         upload = db.get(UploadSession, plan.session_id, with_for_update=True)
         if upload is None or upload.closed_at is not None:
             raise Conflict("This upload session was finalized by another request.")
+        if package.deleted_at is not None:
+            refuse_deleted(db, plan.owner, plan.name)
+        # Under the files' locks, no purge or gc removes them until the revision holds them:
+        # the open session has kept them so far (checked again, in case it expired meanwhile),
+        # except files the store confirmed only now, checked again themselves.
+        references.hold(db, (f.received_sha256 for f in plan.files if f.received_sha256))
+        if upload.expires_at <= datetime.now(UTC):
+            raise UploadSessionNotFound("This upload session has expired: push again.")
+        for path, blob in plan.arrived.items():
+            if bitstore.size(blob.sha256) != blob.size:
+                raise UploadIncomplete(f"{path} is no longer in the bitstore: push again.")
         if plan.findability is not None and plan.findability != package.findability:
             audit.record(
                 db,

@@ -28,6 +28,9 @@ from dphub.bitstore.signing import UploadGrant, hex_to_b64, md5_b64_to_hex
 from dphub.config import FINDABILITIES, Settings
 from dphub.errors import InvalidRequest, UploadSessionNotFound
 from dphub.ingest import multipart
+from dphub.lifecycle import quotas
+from dphub.lifecycle.delete import refuse_deleted
+from dphub.metastore import references
 from dphub.metastore.models import UploadSession, UploadSessionFile
 from dphub.metastore.packages import blob_readable_by, find_package, known_md5
 from dphub.names import check_name, check_path, check_publisher_name
@@ -79,6 +82,8 @@ def authorize(
     require(
         principal, Action.PACKAGE_PUSH, new_package_ref(db, principal, owner, name or "", package)
     )
+    if name is not None and package is None:
+        refuse_deleted(db, owner, name)
     if request.findability is not None and request.findability not in FINDABILITIES:
         raise InvalidRequest(
             f"findability must be one of {', '.join(FINDABILITIES)}.", field="findability"
@@ -95,6 +100,16 @@ def authorize(
                 path=spec.path,
             )
 
+    quotas.check_push(
+        db,
+        owner=owner,
+        package=package,
+        creates=name is not None and package is None,
+        findability=request.findability
+        or (package.findability if package is not None else settings.default_findability),
+        files=[quotas.PushedFile(spec.sha256, spec.size) for spec in request.files],
+    )
+
     now = datetime.now(UTC)
     upload = UploadSession(
         id=secrets.token_urlsafe(18),
@@ -106,6 +121,10 @@ def authorize(
         expires_at=now + timedelta(seconds=settings.session_ttl),
     )
     db.add(upload)
+    db.flush()
+    # Whether the store holds a file is asked under the blobs' locks, so that a purge or a gc
+    # cannot delete bytes between this answer and the session's record of them.
+    references.hold(db, (spec.sha256 for spec in request.files if spec.sha256 is not None))
     expires_at = int(time.time()) + settings.upload_ttl
     answer: dict[str, Any] = {}
     for spec in request.files:
@@ -207,6 +226,7 @@ def open_session_file(db: Session, key: str, *, for_update: bool = False) -> Upl
 
 def record_received(db: Session, *, key: str, blob: BlobInfo) -> None:
     """Note that the verified bytes of ``key`` are in the bitstore."""
+    references.hold(db, [blob.sha256])
     row = open_session_file(db, key, for_update=True)
     row.received_sha256 = blob.sha256
     row.received_md5 = blob.md5
