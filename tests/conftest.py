@@ -137,6 +137,13 @@ def start_hub(
         # tests/e2e/test_rate_limits.py starts hubs of its own with low ones.
         DPHUB_LOGIN_IP_LIMIT="1000000",
         DPHUB_EXCHANGE_IP_LIMIT="1000000",
+        # Webhooks to receivers the tests run on loopback, retried within seconds.
+        # tests/e2e/test_webhooks.py starts a hub of its own with private addresses refused.
+        DPHUB_WEBHOOK_ALLOW_HTTP="1",
+        DPHUB_WEBHOOK_ALLOW_PRIVATE="1",
+        DPHUB_WEBHOOK_ATTEMPTS="4",
+        DPHUB_WEBHOOK_RETRY_DELAY="0.25",
+        DPHUB_WEBHOOK_TIMEOUT="5",
     )
     env.update(extra_env or {})
     with open(log, "wb") as out:
@@ -176,11 +183,12 @@ def start_hub(
 
 
 def start_worker(server: HubServer, log: Path) -> subprocess.Popen[bytes]:
-    """A ``dphub worker`` process on the hub's metastore, datastore and bitstore."""
+    """A ``dphub worker`` process on the hub's metastore, datastore and bitstore, knowing the
+    hub's public URL (for the links its webhook deliveries carry)."""
     with open(log, "wb") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "dphub", "worker", "--data-dir", str(server.data_dir)],
-            env=server.env,
+            env={"DPHUB_BASE_URL": server.url, **server.env},
             stdout=out,
             stderr=subprocess.STDOUT,
         )

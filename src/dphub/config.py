@@ -76,6 +76,11 @@ class Settings:
     token_ttl: int = _setting(7 * 24 * 3600, "Lifetime of a login token, in seconds.")
     upload_ttl: int = _setting(3600, "Lifetime of a signed upload form or URL, in seconds.")
     session_ttl: int = _setting(24 * 3600, "How long an upload session stays open, in seconds.")
+    gc_grace_hours: float = _setting(
+        24.0,
+        "Blobs younger than this, and upload sessions expired less long ago, are never collected"
+        " by dphub gc or purge, in hours.",
+    )
     max_descriptor_bytes: int = _setting(
         10 * 1024 * 1024, "Largest datapackage.json (and README) finalize reads, in bytes."
     )
@@ -144,6 +149,25 @@ class Settings:
         "",
         "Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For names the client,"
         " comma separated; default: none, the connecting address is the client.",
+    )
+    webhook_attempts: int = _setting(
+        8, "How many times a webhook delivery is tried before it is marked failed."
+    )
+    webhook_retry_delay: float = _setting(
+        30.0,
+        "Seconds before the first retry of a failed webhook delivery; each next wait is 4 times"
+        " longer (at most 6 hours).",
+    )
+    webhook_timeout: float = _setting(
+        10.0, "Longest one webhook delivery attempt may take, connecting included, in seconds."
+    )
+    webhook_allow_http: bool = _setting(
+        False, "Accept http:// webhook URLs (tests and development only); default: https only."
+    )
+    webhook_allow_private: bool = _setting(
+        False,
+        "Deliver webhooks to private, loopback and link-local addresses (tests and development"
+        " only); default: public addresses only.",
     )
 
     @property
@@ -262,9 +286,15 @@ def _check(settings: Settings) -> None:
         "job_attempts",
         "dataproxy_max_bytes",
         "dataproxy_timeout",
+        "webhook_attempts",
+        "webhook_timeout",
     ):
         if getattr(settings, name) <= 0:
             raise ConfigurationError(f"DPHUB_{name.upper()} must be positive.")
+    if settings.gc_grace_hours < 0:
+        raise ConfigurationError("DPHUB_GC_GRACE_HOURS must be 0 or more.")
+    if settings.webhook_retry_delay < 0:
+        raise ConfigurationError("DPHUB_WEBHOOK_RETRY_DELAY must be 0 or more.")
     for name in ("login_ip_limit", "login_failure_limit", "exchange_ip_limit"):
         if getattr(settings, name) < 0:
             raise ConfigurationError(f"DPHUB_{name.upper()} must be 0 (no limit) or more.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import HubServer, Publisher, cli, new_publisher, write_package
+from tests.e2e.test_bad_input import finalize, md5_b64, post_form
 from tests.routes import FINDABILITIES, PRINCIPALS, Route, app_routes, expected
 
 _unique = itertools.count(1)
@@ -184,6 +186,91 @@ def _trust(method: str) -> Prepare:
     return build
 
 
+def _tag(world: World, findability: str, principal: str) -> Call:
+    """A fresh tag of the latest successful revision on every call."""
+    owner, name = _package(world, findability)
+    body = {"version": f"mx-{next(_unique)}"}
+    return Call("POST", f"/api/package/{owner}/{name}/tag", json=body, ok=(201,))
+
+
+def _webhook_body() -> dict[str, Any]:
+    """A fresh URL on a closed loopback port (the shared hubs allow private addresses), for the
+    one kind of event the matrix never causes on its packages: nothing is ever delivered."""
+    return {"url": f"http://127.0.0.1:9/mx-hook-{next(_unique)}", "kinds": ["undeleted"]}
+
+
+def _standing_webhook(world: World) -> int:
+    """A webhook of the org, made again when an allowed caller has removed it."""
+    path = f"/api/publisher/{world.org}/webhooks"
+    with world.as_org_owner() as client:
+        listed = client.get(path)
+        assert listed.status_code == 200, listed.text
+        hook = world.extra.get("webhook")
+        if hook not in {h["id"] for h in listed.json()["webhooks"]}:
+            made = client.post(path, json=_webhook_body())
+            assert made.status_code == 201, made.text
+            hook = world.extra["webhook"] = made.json()["id"]
+    return int(hook)
+
+
+def _webhook(method: str) -> Prepare:
+    def build(world: World, findability: str, principal: str) -> Call:
+        path = f"/api/publisher/{world.org}/webhooks"
+        if method == "POST":
+            return Call("POST", path, json=_webhook_body(), ok=(201,))
+        hook = _standing_webhook(world)
+        if method == "DELETE":
+            return Call("DELETE", f"{path}/{hook}", ok=(204,))
+        return Call("GET", f"{path}/{hook}/deliveries")
+
+    return build
+
+
+def _throwaway(world: World, findability: str, principal: str) -> str:
+    """A package of its own for one call that deletes it: pushed (and processed) by the org owner
+    with ``findability``, the caller given their role on it when they are a collaborator."""
+    name = f"mx-gone-{next(_unique)}"
+    resources = [{"name": "values", "data": [{"year": 2020, "value": 1}]}]
+    descriptor = json.dumps({"name": name, "resources": resources}).encode()
+    filedata = {
+        "datapackage.json": {
+            "size": len(descriptor),
+            "md5": md5_b64(descriptor),
+            "sha256": hashlib.sha256(descriptor).hexdigest(),
+        }
+    }
+    metadata = {"owner": world.org, "name": name, "findability": findability}
+    with world.as_org_owner() as client:
+        answer = client.post(
+            "/api/datastore/authorize", json={"metadata": metadata, "filedata": filedata}
+        )
+        assert answer.status_code == 200, answer.text
+        entry = answer.json()["filedata"]["datapackage.json"]
+        assert post_form(entry, descriptor).status_code == 204
+        done = finalize(client, entry)
+        assert done.status_code == 200, done.text
+        if principal in ("viewer", "editor", "owner"):
+            user = world.users[principal].username
+            path = f"/api/package/{world.org}/{name}/collaborators/{user}"
+            assert client.put(path, json={"role": principal}).status_code == 200
+    return name
+
+
+def _delete(suffix: str) -> Prepare:
+    """Delete or purge a package pushed for this call alone."""
+
+    def build(world: World, findability: str, principal: str) -> Call:
+        name = _throwaway(world, findability, principal)
+        return Call("DELETE", f"/api/package/{world.org}/{name}{suffix}")
+
+    return build
+
+
+def _undelete(world: World, findability: str, principal: str) -> Call:
+    owner, name = _package(world, findability)
+    return Call("POST", f"/api/package/{owner}/{name}/undelete", ok=(409,))
+
+
 def _token(world: World, findability: str, principal: str) -> Call:
     body = {"username": world.guest.username, "secret": world.guest.secret}
     return Call("POST", "/api/auth/token", json=body)
@@ -237,12 +324,23 @@ CALLS: dict[tuple[tuple[str, ...], str], Prepare] = {
     (("GET",), "/api/package/{owner}"): _fixed("GET", "/api/package/{org}"),
     (("GET",), "/api/package/{owner}/{name}"): _read("/api/package/{owner}/{name}"),
     (("PATCH",), "/api/package/{owner}/{name}"): _findability,
+    (("DELETE",), "/api/package/{owner}/{name}"): _delete(""),
+    (("DELETE",), "/api/package/{owner}/{name}/purge"): _delete("/purge"),
+    # The shared packages are not deleted: an allowed caller hears that there is nothing to
+    # undelete (a deleted package is known only to its owners; see tests/e2e/test_delete.py).
+    (("POST",), "/api/package/{owner}/{name}/undelete"): _undelete,
     (("GET",), "/api/package/{owner}/{name}/revisions"): _read(
         "/api/package/{owner}/{name}/revisions"
     ),
     (("GET",), "/api/package/{owner}/{name}/revisions/{ref}"): _read(
         "/api/package/{owner}/{name}/revisions/latest"
     ),
+    (("POST",), "/api/package/{owner}/{name}/tag"): _tag,
+    (("GET",), "/api/package/{owner}/{name}/tags"): _read("/api/package/{owner}/{name}/tags"),
+    (("GET",), "/api/package/{owner}/{name}/diff"): _read(
+        "/api/package/{owner}/{name}/diff", params={"from": "1", "to": "successful"}
+    ),
+    (("GET",), "/api/package/{owner}/{name}/events"): _read("/api/package/{owner}/{name}/events"),
     (("GET",), "/api/package/{owner}/{name}/collaborators"): _read(
         "/api/package/{owner}/{name}/collaborators"
     ),
@@ -257,6 +355,16 @@ CALLS: dict[tuple[tuple[str, ...], str], Prepare] = {
     (("POST",), "/api/org"): _new_org,
     (("PUT",), "/api/org/{org}/members/{username}"): _member("PUT"),
     (("DELETE",), "/api/org/{org}/members/{username}"): _member("DELETE"),
+    (("GET",), "/api/storage/{owner}"): _fixed("GET", "/api/storage/{org}"),
+    (("PUT",), "/api/storage/{owner}/quota"): _fixed(
+        "PUT", "/api/storage/{org}/quota", json={"max_packages": None}
+    ),
+    (("POST",), "/api/publisher/{name}/webhooks"): _webhook("POST"),
+    (("GET",), "/api/publisher/{name}/webhooks"): _fixed("GET", "/api/publisher/{org}/webhooks"),
+    (("DELETE",), "/api/publisher/{name}/webhooks/{hook_id}"): _webhook("DELETE"),
+    (("GET",), "/api/publisher/{name}/webhooks/{hook_id}/deliveries"): _webhook("GET"),
+    (("GET",), "/api/events"): _fixed("GET", "/api/events?owner={org}"),
+    (("GET",), "/api/search/package"): _fixed("GET", "/api/search/package?owner={org}&q=values"),
     (("GET",), "/api/datastore/search"): _params(
         path="/api/datastore/search", resource_id="{owner}/{name}/values"
     ),

@@ -14,14 +14,19 @@ from dphub.api.routes import (
     auth,
     dataproxy,
     datastore,
+    events,
     files,
+    history,
     keys,
+    lifecycle,
     multipart,
     oidc,
     packages,
     publish,
     publishers,
     root,
+    search,
+    storage,
     trusted,
     wellknown,
 )
@@ -62,7 +67,12 @@ def create_app(settings: Settings, *, hub: Hub | None = None, migrate: bool = Tr
     app.include_router(publish.router)
     app.include_router(multipart.router)
     app.include_router(packages.router)
+    app.include_router(history.router)
     app.include_router(publishers.router)
+    app.include_router(lifecycle.router)
+    app.include_router(storage.router)
+    app.include_router(events.router)
+    app.include_router(search.router)
     app.include_router(datastore.router)
     app.include_router(dataproxy.router)
     app.include_router(files.router)

@@ -5,7 +5,7 @@ Only loads; :mod:`dphub.auth.permissions` decides.
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, and_, or_, select, true
+from sqlalchemy import ColumnElement, and_, false, or_, select, true
 from sqlalchemy.orm import Session
 
 from dphub.auth.permissions import PackageRef, PublisherRef, Role
@@ -99,6 +99,14 @@ def listed_clause(principal: Principal | None) -> ColumnElement[bool]:
     published = Package.findability == "published"
     if principal is None:
         return published
+    return or_(published, held_clause(principal))
+
+
+def held_clause(principal: Principal | None) -> ColumnElement[bool]:
+    """SQL over the ``packages`` table for the packages the caller holds a role on (as a member
+    of their publisher, a collaborator, or a site admin), within the credential's limit."""
+    if principal is None:
+        return false()
     held: ColumnElement[bool]
     if principal.is_admin:
         held = true()
@@ -122,4 +130,4 @@ def listed_clause(principal: Principal | None) -> ColumnElement[bool]:
         )
     if principal.publisher is not None:
         held = and_(held, Package.owner == principal.publisher)
-    return or_(published, held)
+    return held

@@ -15,14 +15,21 @@ from dphub.cli import (
     bitstore,
     cat,
     db,
+    delete,
+    events,
+    gc,
+    history,
     query,
+    quota,
     reprocess,
+    search,
     serve,
     signing_key,
     status,
     token,
     trust,
     user,
+    webhook,
     worker,
 )
 from dphub.cli import get as get_command
@@ -54,10 +61,17 @@ for module in (
     access,
     audit,
     trust,
+    history,
+    events,
+    webhook,
+    delete,
+    gc,
+    quota,
 ):
     module.register(app)
 app.add_typer(user.app, name="user")
 app.add_typer(db.app, name="db")
+app.add_typer(search.app, name="search")
 app.add_typer(bitstore.app, name="bitstore")
 app.add_typer(token.app, name="token")
 app.add_typer(signing_key.app, name="signing-key")

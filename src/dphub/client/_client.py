@@ -382,10 +382,10 @@ class Client:
         *,
         format: str = "csv",
         limit: int | None = None,
-        revision: int | None = None,
+        revision: int | str | None = None,
     ) -> Iterator[bytes]:
         """A resource converted by the hub's DataProxy (json, ndjson or csv), as it streams in."""
-        version = f"/v/{revision}" if revision is not None else ""
+        version = f"/v/{quote(str(revision), safe='')}" if revision is not None else ""
         url = f"/{quote(owner, safe='')}/{quote(name, safe='')}{version}/r/{quote(resource)}"
         params: dict[str, Any] = {"url": url, "format": format}
         if limit is not None:
@@ -399,6 +399,43 @@ class Client:
     def sql(self, statement: str) -> dict[str, Any]:
         """Run one read-only SELECT over datastore tables: ``{fields, records, truncated}``."""
         response = self._http.post("/api/datastore/sql", json={"sql": statement})
+        raise_for_status(response)
+        return _object(response)
+
+    # Search
+
+    def search_packages(
+        self,
+        q: str | None = None,
+        *,
+        owner: list[str] | None = None,
+        license: list[str] | None = None,
+        format: list[str] | None = None,
+        keyword: list[str] | None = None,
+        findability: list[str] | None = None,
+        sort: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        """Packages the hub lists to this client: ``{items, total_count, facets}``; several values
+        of one filter mean any of them."""
+        params: list[tuple[str, str | int | float | bool | None]] = [
+            ("limit", limit),
+            ("offset", offset),
+        ]
+        if q:
+            params.append(("q", q))
+        if sort:
+            params.append(("sort", sort))
+        for key, values in (
+            ("owner", owner),
+            ("license", license),
+            ("format", format),
+            ("keyword", keyword),
+            ("findability", findability),
+        ):
+            params += [(key, value) for value in values or []]
+        response = self._http.get("/api/search/package", params=params)
         raise_for_status(response)
         return _object(response)
 
@@ -436,10 +473,77 @@ class Client:
     def set_findability(self, owner: str, name: str, findability: str) -> dict[str, Any]:
         return self.call("PATCH", _package_path(owner, name), {"findability": findability})
 
+    # Events and webhooks
+
+    def events(
+        self,
+        owner: str | None = None,
+        name: str | None = None,
+        *,
+        kind: str | None = None,
+        limit: int = 50,
+        before: int | None = None,
+    ) -> dict[str, Any]:
+        """A page of events, newest first, of the hub, a publisher or one package:
+        ``{events, next}``; pass ``next`` as ``before`` for the page after."""
+        params: dict[str, Any] = {"limit": limit}
+        for key, value in (("owner", owner), ("package", name), ("kind", kind)):
+            if value:
+                params[key] = value
+        if before is not None:
+            params["before"] = before
+        response = self._http.get("/api/events", params=params)
+        raise_for_status(response)
+        return _object(response)
+
+    def webhooks(self, publisher: str) -> list[dict[str, Any]]:
+        """A publisher's webhooks (never their secrets)."""
+        response = self._http.get(_webhooks_path(publisher))
+        raise_for_status(response)
+        found = _object(response).get("webhooks")
+        return [h for h in found if isinstance(h, dict)] if isinstance(found, list) else []
+
+    def add_webhook(
+        self, publisher: str, url: str, *, kinds: list[str] | None = None
+    ) -> dict[str, Any]:
+        """Register a webhook; the answer's ``secret`` signs its deliveries and is shown once."""
+        body: dict[str, Any] = {"url": url}
+        if kinds:
+            body["kinds"] = kinds
+        response = self._http.post(_webhooks_path(publisher), json=body)
+        raise_for_status(response)
+        return _object(response)
+
+    def remove_webhook(self, publisher: str, webhook_id: int) -> None:
+        response = self._http.delete(f"{_webhooks_path(publisher)}/{int(webhook_id)}")
+        raise_for_status(response)
+
+    def webhook_deliveries(
+        self,
+        publisher: str,
+        webhook_id: int,
+        *,
+        state: str | None = None,
+        limit: int = 50,
+        before: int | None = None,
+    ) -> dict[str, Any]:
+        """A page of a webhook's delivery log, newest first: ``{deliveries, next}``."""
+        params: dict[str, Any] = {"limit": limit}
+        if state:
+            params["state"] = state
+        if before is not None:
+            params["before"] = before
+        response = self._http.get(
+            f"{_webhooks_path(publisher)}/{int(webhook_id)}/deliveries", params=params
+        )
+        raise_for_status(response)
+        return _object(response)
+
     # Read
 
-    def info(self, owner: str, name: str, revision: int | None = None) -> dict[str, Any]:
-        """The hub's package answer: descriptor, readme, revision, findability, files, ..."""
+    def info(self, owner: str, name: str, revision: int | str | None = None) -> dict[str, Any]:
+        """The hub's package answer: descriptor, readme, revision, findability, files, ...
+        ``revision`` is a number or a tag (default: the latest successful revision)."""
         params = {"revision": str(revision)} if revision is not None else None
         response = self._http.get(_package_path(owner, name), params=params)
         raise_for_status(response)
@@ -451,7 +555,7 @@ class Client:
         name: str,
         dest: Path | str,
         *,
-        revision: int | None = None,
+        revision: int | str | None = None,
         progress: ProgressCallback | None = None,
         workers: int = 4,
     ) -> Path:
@@ -477,10 +581,56 @@ class Client:
         write_descriptor(target, descriptor)
         return target
 
-    def _served_descriptor(self, owner: str, name: str, revision: int | None) -> dict[str, Any]:
-        version = f"/v/{revision}" if revision is not None else ""
+    def _served_descriptor(
+        self, owner: str, name: str, revision: int | str | None
+    ) -> dict[str, Any]:
+        version = f"/v/{quote(str(revision), safe='')}" if revision is not None else ""
         path = f"/{quote(owner, safe='')}/{quote(name, safe='')}{version}/datapackage.json"
         response = self._http.get(path)
+        raise_for_status(response)
+        return _object(response)
+
+    # History
+
+    def tag(
+        self,
+        owner: str,
+        name: str,
+        tag: str,
+        *,
+        revision: int | str | None = None,
+        force: bool = False,
+    ) -> dict[str, Any]:
+        """Name a revision (default: the latest successful) ``tag``: ``{package, tag, revision}``.
+        A tag that names another revision moves only with ``force`` (the owner role)."""
+        body: dict[str, Any] = {"version": tag}
+        if revision is not None:
+            body["revision"] = revision
+        if force:
+            body["force"] = True
+        response = self._http.post(f"{_package_path(owner, name)}/tag", json=body)
+        raise_for_status(response)
+        return _object(response)
+
+    def tags(self, owner: str, name: str) -> list[dict[str, Any]]:
+        """The package's tags, ``{tag, revision, created_at, created_by}``, newest revision first."""
+        response = self._http.get(f"{_package_path(owner, name)}/tags")
+        raise_for_status(response)
+        found = _object(response).get("tags")
+        return [t for t in found if isinstance(t, dict)] if isinstance(found, list) else []
+
+    def diff(
+        self,
+        owner: str,
+        name: str,
+        *,
+        from_ref: int | str | None = None,
+        to_ref: int | str | None = None,
+    ) -> dict[str, Any]:
+        """What changed from one revision (or tag) to another: ``{from, to, files, descriptor,
+        schemas, rows}``; by default, the latest revision against the one before."""
+        params = {k: str(v) for k, v in (("from", from_ref), ("to", to_ref)) if v is not None}
+        response = self._http.get(f"{_package_path(owner, name)}/diff", params=params)
         raise_for_status(response)
         return _object(response)
 
@@ -506,6 +656,10 @@ def sso_login_url(providers: dict[str, dict[str, Any]], provider: str | None) ->
 
 def _package_path(owner: str, name: str) -> str:
     return f"/api/package/{quote(owner, safe='')}/{quote(name, safe='')}"
+
+
+def _webhooks_path(publisher: str) -> str:
+    return f"/api/publisher/{quote(publisher, safe='')}/webhooks"
 
 
 def _object(response: httpx.Response) -> dict[str, Any]:

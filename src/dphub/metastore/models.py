@@ -517,3 +517,55 @@ class WebhookDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None]
+
+
+class SearchDocument(Base):
+    """What package search reads of one package: its latest successful revision's words, rewritten
+    when a revision succeeds. Findability and deletion stay on ``packages``, which every search joins.
+
+    The full-text index over these columns belongs to the database engine and lives outside the
+    models (:mod:`dphub.findability.engines`): an FTS5 table kept in step by triggers on SQLite, a
+    generated ``tsvector`` column with a GIN index on PostgreSQL.
+    """
+
+    __tablename__ = "package_search"
+    __table_args__ = (
+        Index("ix_package_search_updated", "updated"),
+        Index("ix_package_search_name_owner", "name", "owner"),
+    )
+
+    package_id: Mapped[int] = mapped_column(
+        ForeignKey("packages.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    revision: Mapped[int] = mapped_column(Integer)
+    owner: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    readme: Mapped[str | None] = mapped_column(Text)
+    keywords: Mapped[list[str]] = mapped_column(Document)
+    licenses: Mapped[list[str]] = mapped_column(Document)
+    formats: Mapped[list[str]] = mapped_column(Document)
+    resources: Mapped[list[str]] = mapped_column(Document)
+    """Resource names."""
+    fields: Mapped[list[str]] = mapped_column(Document)
+    """Field names of every resource's Table Schema."""
+    updated: Mapped[datetime]
+    """When the revision the document was built from finished processing."""
+
+
+class SearchTerm(Base):
+    """One facet value of one package (``owner``, ``license``, ``format``, ``keyword``): what the
+    search filters and counts facets on."""
+
+    __tablename__ = "package_search_terms"
+    __table_args__ = (
+        Index("ix_package_search_terms_package_id", "package_id"),
+        {"sqlite_with_rowid": False},
+    )
+
+    facet: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200), primary_key=True)
+    package_id: Mapped[int] = mapped_column(
+        ForeignKey("packages.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )

@@ -14,11 +14,13 @@ from dphub.auth.roles import listed_clause
 from dphub.errors import PackageNotFound, RevisionNotFound
 from dphub.metastore.models import (
     Package,
+    PackageTag,
     Revision,
     RevisionFile,
     UploadSession,
     UploadSessionFile,
 )
+from dphub.names import is_valid_tag
 
 REVISION_STATES = ("QUEUED", "INPROGRESS", "SUCCEEDED", "FAILED")
 MAX_REVISION = 2**31 - 1
@@ -47,16 +49,23 @@ def list_packages(session: Session, owner: str, principal: Principal | None) -> 
     return session.scalars(query).all()
 
 
+def pins_revision(ref: str | int | None) -> bool:
+    """Whether ``ref`` always names the same revision: a number does; ``latest``, ``successful``
+    and tags (which a forced tag moves) may name another one tomorrow."""
+    return isinstance(ref, int) or (isinstance(ref, str) and ref.isascii() and ref.isdigit())
+
+
 def get_revision(session: Session, package: Package, ref: str | int | None) -> Revision:
-    """A revision by number, or ``latest`` / ``successful``; ``None`` means the latest successful."""
+    """A revision by number, ``latest`` / ``successful`` or a tag of the package; ``None`` means
+    the latest successful."""
     if ref is None or ref == "successful":
         number = package.successful_revision
     elif ref == "latest":
         number = package.latest_revision or None
-    elif isinstance(ref, int) or (isinstance(ref, str) and ref.isascii() and ref.isdigit()):
-        number = int(ref)
+    elif pins_revision(ref):
+        number = int(ref) if len(str(ref)) <= 10 else None  # longer: past MAX_REVISION
     else:
-        raise RevisionNotFound(f"{ref!r} is not a revision: use a number, latest or successful.")
+        number = _tagged(session, package, str(ref))
     revision = None
     if number is not None and 0 < number <= MAX_REVISION:
         revision = session.scalar(
@@ -70,6 +79,22 @@ def get_revision(session: Session, package: Package, ref: str | int | None) -> R
     if revision is None:
         raise RevisionNotFound(f"Package {package.owner}/{package.name} has no revision {ref}.")
     return revision
+
+
+def _tagged(session: Session, package: Package, tag: str) -> int:
+    number = None
+    if is_valid_tag(tag):
+        number = session.scalar(
+            select(PackageTag.revision).where(
+                PackageTag.package_id == package.id, PackageTag.tag == tag
+            )
+        )
+    if number is None:
+        raise RevisionNotFound(
+            f"Package {package.owner}/{package.name} has no revision or tag {tag[:100]!r}: use a"
+            " number, latest, successful or one of its tags."
+        )
+    return number
 
 
 def list_revisions(session: Session, package: Package) -> Sequence[Revision]:

@@ -22,9 +22,11 @@ import orjson
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from dphub import findability
 from dphub.datastore import Datastore, Field, table_name
 from dphub.events import stream as events
 from dphub.hub import Hub
+from dphub.metastore import references
 from dphub.metastore.db import transaction
 from dphub.metastore.models import (
     DatastoreTable,
@@ -357,6 +359,14 @@ def _finish(
         db.execute(delete(RevisionOutput).where(RevisionOutput.revision_id == revision.id))
         db.execute(delete(DatastoreTable).where(DatastoreTable.revision_id == revision.id))
         if succeeded:
+            # The derived files are recorded under their blobs' locks, and checked still stored:
+            # a purge or gc may have taken an identical blob away since it was made.
+            references.hold(db, (output.sha256 for output in run.outputs))
+            gone = [o.name for o in run.outputs if hub.bitstore.size(o.sha256) != o.size]
+            if gone:
+                raise RuntimeError(
+                    f"derived files left the bitstore before they were recorded: {', '.join(gone)}"
+                )
             for output in run.outputs:
                 output.revision_id = revision.id
                 db.add(output)
@@ -388,6 +398,8 @@ def _finish(
             "rows": sum(t.result.rows for t in run.tables),
         }
         revision.modified_at = now
+        if succeeded:
+            findability.reindex(db, revision.package_id)
         _event(db, revision, "processed" if succeeded else "failed", rows=revision.stats["rows"])
         jobs.mark(db, claim, jobs.DONE)
     log.info("revision %s processed: %s", claim.revision_id, state)
