@@ -330,7 +330,14 @@ def test_purge_waits_for_a_worker_at_work(
                 revision_id=revision.id, path="a.csv", sha256=digest, size=15, media_type="text/csv"
             )
         )
-        job = Job(revision_id=revision.id, state="running", worker="w", heartbeat_at=NOW)
+        # the heartbeat of a worker at work now (NOW is when the module was imported, which may be
+        # longer ago than the job timeout in a long test run)
+        job = Job(
+            revision_id=revision.id,
+            state="running",
+            worker="w",
+            heartbeat_at=datetime.now(UTC),
+        )
         s.add(job)
         s.flush()
         job_id = job.id
@@ -350,7 +357,7 @@ def test_purge_waits_for_a_worker_at_work(
         purge_package(db, **options)
     assert store.size(digest) == 15
     with transaction(db) as s:
-        s.get(Job, job_id).heartbeat_at = NOW - timedelta(minutes=5)  # type: ignore[union-attr]
+        s.get(Job, job_id).heartbeat_at = datetime.now(UTC) - timedelta(minutes=5)  # type: ignore[union-attr]
     done = purge_package(db, **options)
     assert (done["revisions"], done["blobs"]) == (1, {"removed": 1, "bytes": 15, "kept": 0})
     assert store.size(digest) is None
