@@ -50,3 +50,20 @@ ensure_postgres() {
     exit 1
   fi
 }
+
+# The browser tests (tests/browser) drive Debian's Chromium through Playwright; Playwright's own
+# browser download is never used. Install the package when it is missing.
+ensure_chromium() {
+  if [ -x /usr/bin/chromium ] || [ -n "${DPHUB_TEST_SKIP_CHROMIUM_INSTALL:-}" ]; then
+    return 0
+  fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "Installing Chromium for the browser tests (apt-get install chromium)..." >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "The browser tests need Chromium at /usr/bin/chromium: install it" >&2
+    echo "(Debian/Ubuntu: sudo apt-get install chromium)." >&2
+    exit 1
+  fi
+}

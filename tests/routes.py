@@ -31,6 +31,8 @@ class Route:
     methods: tuple[str, ...]
     path: str
     action: str | None
+    page: bool = False
+    """One of the web pages (tagged ``web``), listed apart in the doc."""
 
 
 def _walk(routes: list[object]) -> list[APIRoute | object]:
@@ -45,7 +47,16 @@ def _walk(routes: list[object]) -> list[APIRoute | object]:
 
 
 def app_routes(tmp: Path) -> list[Route]:
-    """Every route of the app with the action it declares (``None`` when it declares none)."""
+    """Every API route of the app with the action it declares (``None`` when it declares none)."""
+    return [r for r in all_routes(tmp) if not r.page]
+
+
+def page_routes(tmp: Path) -> list[Route]:
+    """Every web page route of the app with the action it declares."""
+    return [r for r in all_routes(tmp) if r.page]
+
+
+def all_routes(tmp: Path) -> list[Route]:
     app = create_app(Settings(data_dir=tmp))
     table = []
     for route in _walk(list(app.routes)):
@@ -55,7 +66,8 @@ def app_routes(tmp: Path) -> list[Route]:
         extra = route.openapi_extra if isinstance(route, APIRoute) else None
         action = (extra or {}).get("x-dphub-action")
         methods = tuple(sorted(m for m in getattr(route, "methods", ()) if m != "HEAD"))
-        table.append(Route(methods, re.sub(r":\w+}", "}", path), action))
+        page = "web" in (getattr(route, "tags", None) or ())
+        table.append(Route(methods, re.sub(r":\w+}", "}", path), action, page))
     return table
 
 
@@ -69,10 +81,11 @@ def _rows(heading: str) -> list[list[str]]:
     return rows[1:]
 
 
-def documented_routes() -> list[Route]:
+def documented_routes(heading: str = "Routes") -> list[Route]:
+    page = heading == "Web pages"
     return [
-        Route(tuple(sorted(m.strip() for m in methods.split(","))), path, action)
-        for methods, path, action in _rows("Routes")
+        Route(tuple(sorted(m.strip() for m in methods.split(","))), path, action, page)
+        for methods, path, action in _rows(heading)
     ]
 
 

@@ -137,6 +137,14 @@ class SignatureMismatch(Forbidden):
     default_message = "The upload signature does not match its fields: the form was altered."
 
 
+class CsrfFailed(Forbidden):
+    code = "csrf-failed"
+    default_message = (
+        "This form has expired or did not come from this hub's pages: reload the page and send"
+        " it again."
+    )
+
+
 class QuotaExceeded(Forbidden):
     code = "quota-exceeded"
     default_message = "This would take the publisher past a storage or package limit."

@@ -277,7 +277,6 @@ def _token(world: World, findability: str, principal: str) -> Call:
 
 
 CALLS: dict[tuple[tuple[str, ...], str], Prepare] = {
-    (("GET",), "/"): _fixed("GET", "/"),
     (("GET",), "/api"): _fixed("GET", "/api"),
     (("POST",), "/api/auth/token"): _token,
     (("GET",), "/api/auth/check"): _fixed("GET", "/api/auth/check"),

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import dphub
+from dphub import web
 from dphub.api import errors
 from dphub.api.routes import (
     admin,
@@ -58,6 +59,8 @@ def create_app(settings: Settings, *, hub: Hub | None = None, migrate: bool = Tr
     )
     errors.install(app)
     app.include_router(root.router)
+    for router in web.first_routers:
+        app.include_router(router)
     app.include_router(auth.router)
     app.include_router(keys.router)
     app.include_router(oidc.router)
@@ -76,6 +79,8 @@ def create_app(settings: Settings, *, hub: Hub | None = None, migrate: bool = Tr
     app.include_router(datastore.router)
     app.include_router(dataproxy.router)
     app.include_router(files.router)
+    for router in web.last_routers:
+        app.include_router(router)
     return app
 
 

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 
 from dphub.api.responses import JSON
 from dphub.errors import (
@@ -21,6 +22,7 @@ from dphub.errors import (
     ServiceUnavailable,
     UnsupportedMediaType,
 )
+from dphub.web.errors import error_page, is_page
 
 log = logging.getLogger("dphub.api")
 
@@ -43,23 +45,30 @@ def error_response(exc: DphubError, headers: dict[str, str] | None = None) -> JS
     return JSON(exc.to_body(), status_code=exc.status, headers=headers)
 
 
-async def _dphub_error(request: Request, exc: Exception) -> JSON:
+def respond(request: Request, exc: DphubError, headers: dict[str, str] | None = None) -> Response:
+    """The error as JSON, or as a page when a web page failed."""
+    if is_page(request):
+        return error_page(request, exc, headers)
+    return error_response(exc, headers)
+
+
+async def _dphub_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DphubError)
     if exc.status in (401, 403, 429) or exc.refused:
         # refusals are security events: who was refused what (the path, never its query string,
         # which may carry a token)
         client = request.client.host if request.client else "-"
         log.warning("refused %s %s from %s: %s", request.method, request.url.path, client, exc.code)
-    return error_response(exc)
+    return respond(request, exc)
 
 
-async def _validation_error(_request: Request, exc: Exception) -> JSON:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     problems = [_problem(e) for e in exc.errors()]
     first = problems[0] if problems else {"location": "", "message": "invalid"}
     message = f"{first['location']}: {first['message']}" if first["location"] else first["message"]
-    return error_response(
-        InvalidRequest(f"The request is not valid: {message}.", problems=problems)
+    return respond(
+        request, InvalidRequest(f"The request is not valid: {message}.", problems=problems)
     )
 
 
@@ -68,11 +77,13 @@ def _problem(error: Any) -> dict[str, str]:
     return {"location": location, "message": str(error.get("msg", "invalid"))}
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSON:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     cls = _BY_STATUS.get(exc.status_code, DphubError)
     message = cls.default_message if exc.status_code in _BY_STATUS else str(exc.detail)
     body_exc = cls(message)
+    if is_page(request) and exc.status_code in _BY_STATUS:
+        return error_page(request, body_exc, dict(exc.headers or {}))
     response = JSON(
         {"error": {"code": body_exc.code, "message": body_exc.message}},
         status_code=exc.status_code,

@@ -80,3 +80,8 @@ def push(
             status = follow(client, result.owner, result.name, result.revision)
             if status.get("state") == "FAILED":
                 raise typer.Exit(1)
+        elif result.revision is not None and not result.unchanged:
+            stdout.print(
+                f"Processing: {result.url}/v/{result.revision}/processing (a page that follows it)",
+                markup=False,
+            )

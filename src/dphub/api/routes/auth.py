@@ -55,7 +55,7 @@ def _json_credentials(body: bytes) -> tuple[str, str]:
     return login, secret
 
 
-def _login(hub: Hub, login: str, secret: str, ip: str) -> dict[str, Any]:
+def password_login(hub: Hub, login: str, secret: str, ip: str) -> dict[str, Any]:
     """The token, within the login rate limits; every outcome lands in the audit log."""
     attempt = start_login(hub, login=login, ip=ip)
     try:
@@ -105,7 +105,7 @@ async def token(request: Request, hub: HubDep) -> JSON:
     if credentials is None:
         body = await read_bounded(request, MAX_CREDENTIALS_BODY)
         credentials = _json_credentials(body)
-    answer = await run_in_threadpool(_login, hub, *credentials, client_ip(request))
+    answer = await run_in_threadpool(password_login, hub, *credentials, client_ip(request))
     return JSON(answer, headers={"Cache-Control": "no-store"})
 
 

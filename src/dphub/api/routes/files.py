@@ -25,6 +25,8 @@ from dphub.errors import ResourceNotFound
 from dphub.hub import Hub
 from dphub.metastore.models import RevisionFile
 from dphub.metastore.packages import pins_revision
+from dphub.web import dataset
+from dphub.web.browse import wants_html
 
 router = APIRouter(tags=["files"])
 
@@ -262,7 +264,12 @@ async def file_at(
     summary="The package, as JSON",
     openapi_extra=needs(Action.PACKAGE_READ),
 )
-async def package_page(owner: str, name: str, hub: HubDep, principal: MaybePrincipal) -> JSON:
+async def package_page(
+    owner: str, name: str, request: Request, hub: HubDep, principal: MaybePrincipal
+) -> Response:
+    if wants_html(request):
+        return await dataset.showcase(request, hub, owner, name)
+
     def work() -> dict[str, Any]:
         with hub.sessions() as db:
             return readers.package_show(

@@ -8,20 +8,13 @@ import dphub
 from dphub.api.deps import HubDep
 from dphub.api.responses import JSON
 from dphub.auth.permissions import Action, needs
+from dphub.hub import Hub
 
 router = APIRouter(tags=["hub"])
 
 
-@router.get(
-    "/", summary="The hub's name, version and API description", openapi_extra=needs(Action.PUBLIC)
-)
-@router.get(
-    "/api",
-    summary="The hub's name, version and API description",
-    include_in_schema=False,
-    openapi_extra=needs(Action.PUBLIC),
-)
-async def root(hub: HubDep) -> JSON:
+def describe_hub(hub: Hub) -> JSON:
+    """What ``/api`` answers, and ``/`` to a client that does not ask for a web page."""
     base = hub.settings.base_url
     return JSON(
         {
@@ -31,3 +24,12 @@ async def root(hub: HubDep) -> JSON:
             "docs": f"{base}/api/docs",
         }
     )
+
+
+@router.get(
+    "/api",
+    summary="The hub's name, version and API description",
+    openapi_extra=needs(Action.PUBLIC),
+)
+async def root(hub: HubDep) -> JSON:
+    return describe_hub(hub)
