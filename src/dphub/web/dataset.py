@@ -21,6 +21,7 @@ from dphub.hub import Hub
 from dphub.metastore import diff, tags
 from dphub.metastore.db import transaction
 from dphub.metastore.packages import list_revisions
+from dphub.pipeline.process import STEPS
 from dphub.web.errors import error_page
 from dphub.web.forms import Form, field
 from dphub.web.render import page
@@ -129,10 +130,10 @@ async def processing(
         done += f"/v/{located.revision.number}"
     if format == "json":
         return JSON({**status, "showcase": done}, headers={"Cache-Control": "no-store"})
-    steps = sorted(
-        (dict(v, key=k) for k, v in (status["pipelines"] or {}).items()),
-        key=lambda s: s.get("started") or "~",
-    )
+    pipelines = status["pipelines"] or {
+        key: {"title": title, "status": "QUEUED"} for key, title in STEPS.items()
+    }
+    steps = [dict(value, key=key) for key, value in pipelines.items()]
     return page(
         request,
         "processing.html",
