@@ -3,7 +3,10 @@ reads the same metastore and datastore as the API, and keeps the same secrets.""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -12,6 +15,7 @@ from tests.conftest import HubServer, Publisher, cli, write_package
 
 HTML = {"Accept": "text/html"}
 ROWS = 57
+_orgs = itertools.count(1)
 CSV = "day,visits\n" + "".join(f"2024-01-{1 + i % 28:02d},{i * 3}\n" for i in range(ROWS))
 
 
@@ -70,12 +74,57 @@ def test_private_datasets_are_404_pages_for_others(
         assert answer.status_code == 404, page
         assert "<h1>Not found</h1>" in answer.text
         assert "hidden" not in answer.text.split("<main", 1)[1].split("</main>", 1)[0]
-    with httpx.Client(base_url=hub.url, headers=HTML) as browser:
-        browser.get("/login")
-        token = browser.cookies["dphub_csrf"]
-        form = {"login": publisher.username, "password": publisher.password, "csrf": token}
-        assert browser.post("/login", data=form).status_code == 303
+    with _signed_in(hub, publisher) as browser:
         assert browser.get(path).status_code == 200
         assert browser.get("/search?q=hidden").text.count(f'href="{path}"') == 1
     anonymous = httpx.get(f"{hub.url}/search", params={"q": "hidden"}, headers=HTML)
     assert f'href="{path}"' not in anonymous.text
+
+
+@contextlib.contextmanager
+def _signed_in(hub: HubServer, publisher: Publisher) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=hub.url, headers=HTML, timeout=30) as browser:
+        browser.get("/login")
+        form = {
+            "login": publisher.username,
+            "password": publisher.password,
+            "csrf": browser.cookies["dphub_csrf"],
+        }
+        assert browser.post("/login", data=form).status_code == 303
+        yield browser
+
+
+def test_owners_manage_members_from_the_organizations_page(
+    hub: HubServer, make_publisher: Callable[..., Publisher]
+) -> None:
+    boss, newcomer, outsider = (make_publisher(p) for p in ("wboss", "wnew", "wout"))
+    org = f"weborg{next(_orgs)}-{boss.username[-6:]}"
+    with boss.client() as client:
+        assert client.post("/api/org", json={"name": org}).status_code == 201
+    with _signed_in(hub, boss) as browser:
+        csrf = browser.cookies["dphub_csrf"]
+        page = browser.get(f"/{org}")
+        assert "Add or change member" in page.text
+        added = browser.post(
+            f"/{org}/members", data={"username": newcomer.username, "role": "editor", "csrf": csrf}
+        )
+        assert added.status_code == 303
+        members = browser.get(f"/{org}").text.split('id="members"', 1)[1]
+        assert f">{newcomer.username}</a></td>\n        <td>editor</td>" in members
+    with _signed_in(hub, outsider) as browser:
+        page = browser.get(f"/{org}")
+        assert page.status_code == 200
+        assert 'id="members"' not in page.text
+        refused = browser.post(
+            f"/{org}/members/{newcomer.username}/remove",
+            data={"csrf": browser.cookies["dphub_csrf"]},
+        )
+        assert refused.status_code == 403
+        assert "text/html" in refused.headers["content-type"]
+    with _signed_in(hub, boss) as browser:
+        removed = browser.post(
+            f"/{org}/members/{newcomer.username}/remove",
+            data={"csrf": browser.cookies["dphub_csrf"]},
+        )
+        assert removed.status_code == 303
+        assert newcomer.username not in browser.get(f"/{org}").text
