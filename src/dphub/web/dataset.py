@@ -73,7 +73,8 @@ async def _render_showcase(
     found = await run_in_threadpool(work)
     if isinstance(found, str):
         return finish(request, RedirectResponse(found, status_code=303))
-    return page(request, "dataset.html", found)
+    # a big page (a chart's thousand rows): rendered off the event loop
+    return await run_in_threadpool(page, request, "dataset.html", found)
 
 
 async def showcase(request: Request, hub: Hub, owner: str, name: str) -> Response:
