@@ -25,6 +25,17 @@ ensure_venv() {
   .venv/bin/python -m pip install -q --disable-pip-version-check -e "$target"
 }
 
+# Install a Debian package as root with apt; fails (status 1) when that is not possible here.
+apt_install() {
+  local package="$1" purpose="$2"
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    return 1
+  fi
+  echo "Installing $purpose (apt-get install $package)..." >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
+}
+
 # The test suite starts its own throwaway PostgreSQL cluster (tests/services.py), which needs the
 # server binaries (initdb, pg_ctl, postgres). Install Debian's package when none is found, unless
 # DPHUB_TEST_DATABASE_URL names a server to use instead.
@@ -38,11 +49,7 @@ ensure_postgres() {
   if command -v initdb >/dev/null || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
     return 0
   fi
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "Installing the PostgreSQL server for the tests (apt-get install postgresql)..." >&2
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-  else
+  if ! apt_install postgresql "the PostgreSQL server for the tests"; then
     echo "The tests need PostgreSQL's server binaries (initdb) and none were found." >&2
     echo "Install them (Debian/Ubuntu: sudo apt-get install postgresql), point" >&2
     echo "DPHUB_TEST_PG_BINDIR at their directory, or set DPHUB_TEST_DATABASE_URL to a server" >&2
@@ -54,14 +61,10 @@ ensure_postgres() {
 # The browser tests (tests/browser) drive Debian's Chromium through Playwright; Playwright's own
 # browser download is never used. Install the package when it is missing.
 ensure_chromium() {
-  if [ -x /usr/bin/chromium ] || [ -n "${DPHUB_TEST_SKIP_CHROMIUM_INSTALL:-}" ]; then
+  if [ -x /usr/bin/chromium ]; then
     return 0
   fi
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "Installing Chromium for the browser tests (apt-get install chromium)..." >&2
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  else
+  if ! apt_install chromium "Chromium for the browser tests"; then
     echo "The browser tests need Chromium at /usr/bin/chromium: install it" >&2
     echo "(Debian/Ubuntu: sudo apt-get install chromium)." >&2
     exit 1

@@ -11,9 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dphub.api import readers
-from dphub.datastore.search import Column, build_search
 from dphub.hub import Hub
 from dphub.metastore.models import DatastoreTable
+from dphub.web.rows import table_rows
 from dphub.web.views import chart_views
 
 PREVIEW_ROWS = 20
@@ -180,21 +180,8 @@ def _preview(
     assert table is not None
     pages = max(1, -(-table.rows // PREVIEW_ROWS))
     page = min(max(page, 1), pages)
-    columns = [Column(c["name"], c["type"]) for c in table.columns]
     offset = (page - 1) * PREVIEW_ROWS
-    name = table.table_name
-
-    def statement(refs: Any) -> tuple[str, list[Any]]:
-        query = build_search(
-            table=refs[name],
-            columns=columns,
-            dialect=hub.datastore.dialect,
-            limit=PREVIEW_ROWS,
-            offset=offset,
-        )
-        return query.sql, query.params
-
-    answer = hub.datastore.query([name], statement, max_rows=PREVIEW_ROWS)
+    answer = table_rows(hub, table, limit=PREVIEW_ROWS, offset=offset)
     return Preview(
         resource=resource,
         columns=[f.name for f in answer.fields],

@@ -10,8 +10,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from dphub.datastore.search import Column, build_search
 from dphub.hub import Hub
+from dphub.web.rows import table_rows
 
 if TYPE_CHECKING:
     from dphub.web.showcase import ResourceView
@@ -170,19 +170,7 @@ def _default(hub: Hub, resource: ResourceView) -> dict[str, Any] | None:
 def _rows(hub: Hub, resource: ResourceView, *, limit: int = CHART_ROWS) -> list[dict[str, Any]]:
     table = resource.table
     assert table is not None
-    columns = [Column(c["name"], c["type"]) for c in table.columns]
-    name = table.table_name
-
-    def statement(refs: Any) -> tuple[str, list[Any]]:
-        query = build_search(
-            table=refs[name],
-            columns=columns,
-            dialect=hub.datastore.dialect,
-            limit=limit,
-        )
-        return query.sql, query.params
-
-    answer = hub.datastore.query([name], statement, max_rows=limit)
+    answer = table_rows(hub, table, limit=limit)
     names = [f.name for f in answer.fields]
     return [{n: _plain(v) for n, v in zip(names, row, strict=True)} for row in answer.rows]
 
