@@ -75,7 +75,8 @@ async def search(
     found = await run_in_threadpool(work)
     pages = max(1, -(-found["total_count"] // PER_PAGE))
     chosen = {"owner": owner, "license": license, "format": format, "keyword": keyword}
-    return page(
+    return await run_in_threadpool(
+        page,
         request,
         "search.html",
         {

@@ -144,33 +144,49 @@ def _default(hub: Hub, resource: ResourceView) -> dict[str, Any] | None:
     numeric column; nothing when the table has no number to draw."""
     types = _types(resource)
     x = next((n for n, k in types.items() if _is_time(n, k)), None)
-    y = next((n for n, k in types.items() if k in NUMERIC_TYPES and n != x), None)
+    measures = [n for n, k in types.items() if k in NUMERIC_TYPES and n != x and not _is_id(n)]
+    # a measured number (a decimal) before a count, as counts are often codes
+    y = next((n for n in measures if types[n] == "number"), measures[0] if measures else None)
     if y is None:
         return None
     if x is not None:
-        mark, encoding_x, limit = "line", _x_encoding(resource, x), CHART_ROWS
+        mark, encoding_x, limit, used = "line", _x_encoding(resource, x), CHART_ROWS, [x, y]
     else:
         label = next((n for n, k in types.items() if k == "string"), None)
         if label is None:
             return None
         encoding_x = {"field": field_ref(label), "title": label, "type": "nominal", "sort": None}
-        mark, limit = "bar", 50
+        mark, limit, used = "bar", 50, [label, y]
     spec = {
         "mark": {"type": mark, "tooltip": True, **({"point": True} if mark == "line" else {})},
         "encoding": {
             "x": encoding_x,
             "y": {"field": field_ref(y), "title": y, "type": "quantitative"},
         },
-        "data": {"values": _rows(hub, resource, limit=limit)},
+        "data": {"values": _rows(hub, resource, limit=limit, columns=used)},
         "width": "container",
     }
     return {"title": f"{y} by {encoding_x['title']}", "resource": resource.name, "spec": spec}
 
 
-def _rows(hub: Hub, resource: ResourceView, *, limit: int = CHART_ROWS) -> list[dict[str, Any]]:
+def _is_id(name: str) -> bool:
+    """A column that names rows rather than measuring them (``id``, ``station_id``, ``_id``)."""
+    lowered = name.strip().lower()
+    return lowered in ("id", "_id", "index", "row", "rownum") or lowered.endswith(("_id", " id"))
+
+
+def _rows(
+    hub: Hub,
+    resource: ResourceView,
+    *,
+    limit: int = CHART_ROWS,
+    columns: list[str] | None = None,
+) -> list[dict[str, Any]]:
+    """The table's first rows (in storage order: a chart sorts what it draws), only ``columns``
+    when the chart's spec names them all."""
     table = resource.table
     assert table is not None
-    answer = table_rows(hub, table, limit=limit)
+    answer = table_rows(hub, table, limit=limit, columns=columns, ordered=False)
     names = [f.name for f in answer.fields]
     return [{n: _plain(v) for n, v in zip(names, row, strict=True)} for row in answer.rows]
 
