@@ -33,7 +33,8 @@ apt_install() {
   fi
   echo "Installing $purpose (apt-get install $package)..." >&2
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
+  # shellcheck disable=SC2086 # a list of packages, split on purpose
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $package >/dev/null
 }
 
 # The test suite starts its own throwaway PostgreSQL cluster (tests/services.py), which needs the
@@ -67,6 +68,18 @@ ensure_chromium() {
   if ! apt_install chromium "Chromium for the browser tests"; then
     echo "The browser tests need Chromium at /usr/bin/chromium: install it" >&2
     echo "(Debian/Ubuntu: sudo apt-get install chromium)." >&2
+    exit 1
+  fi
+}
+
+# tests/e2e/test_datahub_api.py runs DataHub's own client library (datahub-client, from the npm
+# registry) with Node.js.
+ensure_node() {
+  if command -v node >/dev/null && command -v npm >/dev/null; then
+    return 0
+  fi
+  if ! apt_install "nodejs npm" "Node.js and npm for the DataHub client tests"; then
+    echo "The tests need Node.js and npm: install them (Debian/Ubuntu: sudo apt-get install nodejs npm)." >&2
     exit 1
   fi
 }

@@ -13,6 +13,7 @@ from dphub.api import errors
 from dphub.api.routes import (
     admin,
     auth,
+    datahub,
     dataproxy,
     datastore,
     events,
@@ -59,6 +60,7 @@ def create_app(settings: Settings, *, hub: Hub | None = None, migrate: bool = Tr
     )
     errors.install(app)
     app.include_router(root.router)
+    app.include_router(datahub.router)
     for router in web.first_routers:
         app.include_router(router)
     app.include_router(auth.router)

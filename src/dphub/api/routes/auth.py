@@ -113,6 +113,11 @@ async def token(request: Request, hub: HubDep) -> JSON:
     "/check", summary="Who the presented token belongs to", openapi_extra=needs(Action.PUBLIC)
 )
 async def check(request: Request, hub: HubDep) -> JSON:
+    return JSON(await who(request, hub))
+
+
+async def who(request: Request, hub: Hub) -> dict[str, Any]:
+    """``{"authenticated": true, "profile"}`` for a good token, else the login providers."""
     token = presented_token(request)
     if token is not None:
         try:
@@ -126,5 +131,5 @@ async def check(request: Request, hub: HubDep) -> JSON:
                 "email": principal.email,
                 "is_admin": principal.is_admin,
             }
-            return JSON({"authenticated": True, "profile": profile})
-    return JSON({"authenticated": False, "providers": oidc.provider_list(hub.settings)})
+            return {"authenticated": True, "profile": profile}
+    return {"authenticated": False, "providers": oidc.provider_list(hub.settings)}

@@ -1,0 +1,1 @@
+"""The protocols of tools people already use, spoken by dphub over its own services."""
