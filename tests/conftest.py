@@ -18,6 +18,27 @@ import pytest
 
 from tests.backends import postgres_server, postgres_url, s3_bucket, s3_server  # noqa: F401
 
+LONGEST_FILES = (
+    "test_delete.py",
+    "test_permissions_matrix.py",
+    "test_access.py",
+    "test_trusted_publishing.py",
+    "test_api_keys.py",
+    "test_webhooks.py",
+    "test_processing.py",
+    "test_publish_cli.py",
+    "test_ckan.py",
+)
+"""The test files that take longest (measured with --durations), started first."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the longest files first: the processes share the files out one at a time, and a long
+    file handed out last would keep the whole run waiting for it alone."""
+    rank = {name: index for index, name in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 _names = itertools.count(1)
 
 
