@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ PLACEHOLDER_SECRETS = frozenset(
     {"", "secret", "changeme", "change-me", "changethis", "dev", "development", "test", "dphub"}
 )
 MIN_SECRET_LENGTH = 32
+# What a browser sends as Origin: scheme://host[:port], nothing after.
+CORS_ORIGIN = re.compile(r"^https?://[^/\s?#@]+$")
 # Rate-limit windows are at most a day: counters older than that are swept away.
 MAX_RATE_WINDOW = 24 * 3600
 
@@ -150,6 +153,11 @@ class Settings:
         "Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For names the client,"
         " comma separated; default: none, the connecting address is the client.",
     )
+    cors_origins: str = _setting(
+        "",
+        "Origins of browser apps that may call the API from their pages, comma separated"
+        " (https://app.example.org), or * for any; default: none, no CORS headers.",
+    )
     webhook_attempts: int = _setting(
         8, "How many times a webhook delivery is tried before it is marked failed."
     )
@@ -187,6 +195,12 @@ class Settings:
     def trusted_proxies_list(self) -> tuple[str, ...]:
         proxies = (p.strip() for p in self.trusted_proxies.split(","))
         return tuple(p for p in proxies if p)
+
+    @property
+    def cors_origins_list(self) -> tuple[str, ...]:
+        # Browsers send the scheme and host in lower case, and the match is exact.
+        origins = (o.strip().lower() for o in self.cors_origins.split(","))
+        return tuple(o for o in origins if o)
 
     @property
     def resolved_datastore_url(self) -> str:
@@ -310,6 +324,14 @@ def _check(settings: Settings) -> None:
             raise ConfigurationError(
                 f"DPHUB_TRUSTED_PROXIES: {proxy!r} is not an IP address or network (CIDR)."
             ) from None
+    for origin in settings.cors_origins_list:
+        if origin != "*" and not CORS_ORIGIN.match(origin):
+            raise ConfigurationError(
+                f"DPHUB_CORS_ORIGINS: {origin!r} is not an origin: give scheme://host[:port] with no"
+                " path or trailing slash (https://app.example.org), or * alone for any origin."
+            )
+    if "*" in settings.cors_origins_list and len(settings.cors_origins_list) > 1:
+        raise ConfigurationError("DPHUB_CORS_ORIGINS: * allows every origin; list no others.")
     if settings.oidc_providers:
         from dphub.auth.providers import parse_providers
 

@@ -409,6 +409,11 @@ CALLS: dict[tuple[tuple[str, ...], str], Prepare] = {
     (("GET",), "/api/dataproxy"): _params(
         path="/api/dataproxy", url="{base}/{owner}/{name}/r/values.csv"
     ),
+    # CKAN's Action API: every action reads through the services, which decide per package
+    (("GET", "POST"), "/api/action/{action}"): _fixed("POST", "/api/action/status_show", json={}),
+    (("GET", "POST"), "/api/3/action/{action}"): _fixed(
+        "GET", "/api/3/action/package_search?fq=organization:{org}&include_private=true"
+    ),
     (("GET",), "/{owner}/{name}/datapackage.json"): _read("/{owner}/{name}/datapackage.json"),
     (("GET",), "/{owner}/{name}/v/{ref}/datapackage.json"): _read(
         "/{owner}/{name}/v/1/datapackage.json"

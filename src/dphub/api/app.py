@@ -9,10 +9,11 @@ from fastapi import FastAPI
 
 import dphub
 from dphub import web
-from dphub.api import errors
+from dphub.api import cors, errors
 from dphub.api.routes import (
     admin,
     auth,
+    ckan,
     datahub,
     dataproxy,
     datastore,
@@ -59,6 +60,7 @@ def create_app(settings: Settings, *, hub: Hub | None = None, migrate: bool = Tr
         openapi_url="/openapi.json",
     )
     errors.install(app)
+    cors.install(app, settings)
     app.include_router(root.router)
     app.include_router(datahub.router)
     for router in web.first_routers:
@@ -80,6 +82,7 @@ def create_app(settings: Settings, *, hub: Hub | None = None, migrate: bool = Tr
     app.include_router(search.router)
     app.include_router(datastore.router)
     app.include_router(dataproxy.router)
+    app.include_router(ckan.router)
     app.include_router(files.router)
     for router in web.last_routers:
         app.include_router(router)

@@ -63,6 +63,13 @@ def serve_blob(
     redirect = bitstore.download_url(
         sha256, filename=filename, media_type=media_type, ttl=redirect_ttl
     )
+    if redirect is not None and request.method == "HEAD":
+        # A presigned URL is signed for GET alone, so the store would refuse a HEAD sent on to it;
+        # the size and type are known here, and tools that size a file first (DuckDB's httpfs,
+        # curl -I) get them from the hub.
+        head = Response(status_code=200, headers={**headers, "Content-Length": str(size)})
+        head.headers["content-type"] = media_type
+        return head
     if redirect is not None:
         # The store serves the bytes (with Range) itself; the signed URL must not be cached.
         return RedirectResponse(

@@ -102,12 +102,19 @@ def public_descriptor(base: str, located: Located) -> dict[str, Any]:
         elif isinstance(path, list):
             resource["path"] = [file_url(base, located, p) if _is_local(p) else p for p in path]
         resources.append(resource)
-    resources.extend(derived_resources(base, located))
+    for derived in derived_resources(base, located):
+        if derived["format"] in ARCHIVE_KINDS:
+            # Data Package readers (frictionless-py) open a .zip path as compressed data and check
+            # `bytes` and `hash` against what they unpack, so the archive's own would fail them:
+            # the package answer's `derived` list keeps those.
+            derived = {k: v for k, v in derived.items() if k not in ("bytes", "hash")}
+        resources.append(derived)
     descriptor["resources"] = resources
     return descriptor
 
 
 OUTPUT_EXTENSIONS = {"csv": "csv", "json": "json", "zip": "zip", "preview": "json"}
+ARCHIVE_KINDS = frozenset({"zip"})
 
 
 def output_leaf(output: RevisionOutput) -> str:
