@@ -13,13 +13,12 @@ from starlette.responses import Response
 from dphub.api.body import read_json
 from dphub.api.deps import CurrentPrincipal, HubDep, MaybePrincipal
 from dphub.api.responses import JSON
-from dphub.api.routes import auth, wellknown
+from dphub.api.routes import auth, publish, wellknown
 from dphub.auth.permissions import Action, needs
 from dphub.auth.tokens import issue_token
 from dphub.compat import datahub
 from dphub.errors import DphubError
 from dphub.ingest import finalize as finalize_service
-from dphub.ingest import uploads
 from dphub.metastore.db import transaction
 
 router = APIRouter(tags=["datahub"])
@@ -93,22 +92,7 @@ async def public_key(hub: HubDep) -> Response:
     openapi_extra=needs(Action.PACKAGE_PUSH),
 )
 async def rawstore_authorize(request: Request, hub: HubDep, principal: CurrentPrincipal) -> JSON:
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        body = {}
-    parsed = uploads.parse_authorize_body(body)
-
-    def work() -> dict[str, Any]:
-        with transaction(hub.sessions) as db:
-            return uploads.authorize(
-                db,
-                principal=principal,
-                settings=hub.settings,
-                bitstore=hub.bitstore,
-                request=parsed,
-            )
-
-    return JSON(await run_in_threadpool(work), headers=NO_STORE)
+    return await publish.grant_uploads(request, hub, principal)
 
 
 @router.get(

@@ -14,6 +14,7 @@ from dphub.api.deps import CurrentPrincipal, HubDep
 from dphub.api.formupload import FormUpload, boundary_of
 from dphub.api.responses import JSON
 from dphub.auth.permissions import Action, needs
+from dphub.auth.principal import Principal
 from dphub.bitstore import BlobInfo, BlobWriter
 from dphub.bitstore.local import UPLOAD_PATH
 from dphub.errors import InvalidRequest
@@ -41,6 +42,12 @@ def _object_body(body: Any, *, shape: str) -> dict[str, Any]:
     openapi_extra=needs(Action.PACKAGE_PUSH),
 )
 async def authorize(request: Request, hub: HubDep, principal: CurrentPrincipal) -> JSON:
+    return await grant_uploads(request, hub, principal)
+
+
+async def grant_uploads(request: Request, hub: Hub, principal: Principal) -> JSON:
+    """The upload grants for the files of the request's ``{metadata, filedata}`` (also DataHub's
+    ``/rawstore/authorize``, whose ``metadata.owner`` names the publisher the same way)."""
     body = _object_body(
         await read_json(request), shape='{"metadata": {"owner", "name"}, "filedata": {...}}'
     )
