@@ -41,17 +41,20 @@ def _redact_arg(value: Any) -> Any:
 
 def log_config(level: str) -> dict[str, Any]:
     """uvicorn's logging setup with the redacting filter on every handler."""
-    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    fmt = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"redact": {"()": RedactingFilter}},
+        "filters": {
+            "redact": {"()": RedactingFilter},
+            "request_id": {"()": "dphub.api.requestid.RequestIdFilter"},
+        },
         "formatters": {"plain": {"format": fmt}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
                 "formatter": "plain",
-                "filters": ["redact"],
+                "filters": ["redact", "request_id"],
                 "stream": "ext://sys.stderr",
             }
         },

@@ -66,6 +66,11 @@ def test_store_and_database_outages_answer_503(
             },
         )
         assert probe.status_code == 503
+        ready = httpx.get(f"{hub.url}/readyz", timeout=60)
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["bitstore"]["ok"] is False
+        assert ready.json()["checks"]["metastore"]["ok"] is True
+        assert ready.json()["error"]["code"] == "service-unavailable"
         # nothing of the interrupted push is visible
         assert client.get(f"/api/package/{publisher.username}/outage").status_code == 404
 
@@ -74,3 +79,7 @@ def test_store_and_database_outages_answer_503(
         assert down.status_code == 503
         assert down.json()["error"]["component"] == "metastore"
         assert httpx.get(f"{hub.url}/api/package/{publisher.username}/outage").status_code == 503
+        assert (
+            httpx.get(f"{hub.url}/readyz", timeout=60).json()["checks"]["metastore"]["ok"] is False
+        )
+        assert httpx.get(f"{hub.url}/healthz").json() == {"status": "ok"}

@@ -304,6 +304,8 @@ def _token(world: World, findability: str, principal: str) -> Call:
 
 CALLS: dict[tuple[tuple[str, ...], str], Prepare] = {
     (("GET",), "/api"): _fixed("GET", "/api"),
+    (("GET",), "/healthz"): _fixed("GET", "/healthz"),
+    (("GET",), "/readyz"): _fixed("GET", "/readyz"),
     (("POST",), "/api/auth/token"): _token,
     (("GET",), "/api/auth/check"): _fixed("GET", "/api/auth/check"),
     (("GET",), "/api/auth/oidc/{provider}/login"): _fixed(

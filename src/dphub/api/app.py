@@ -10,6 +10,7 @@ from fastapi import FastAPI
 import dphub
 from dphub import web
 from dphub.api import cors, errors
+from dphub.api.requestid import RequestIdMiddleware
 from dphub.api.routes import (
     admin,
     auth,
@@ -19,6 +20,7 @@ from dphub.api.routes import (
     datastore,
     events,
     files,
+    health,
     history,
     keys,
     lifecycle,
@@ -61,7 +63,9 @@ def create_app(settings: Settings, *, hub: Hub | None = None, migrate: bool = Tr
     )
     errors.install(app)
     cors.install(app, settings)
+    app.add_middleware(RequestIdMiddleware)
     app.include_router(root.router)
+    app.include_router(health.router)
     app.include_router(datahub.router)
     for router in web.first_routers:
         app.include_router(router)

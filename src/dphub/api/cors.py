@@ -33,6 +33,7 @@ RESPONSE_HEADERS = (
     "Accept-Ranges",
     "Content-Disposition",
     "Retry-After",
+    "X-Request-Id",
 )
 
 

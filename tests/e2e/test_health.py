@@ -1,0 +1,44 @@
+"""The probes a process manager or load balancer asks, and the request id on every answer."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from tests.conftest import HubServer
+
+
+def test_probes_answer_when_the_hub_can_serve(hub: HubServer) -> None:
+    assert httpx.get(f"{hub.url}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{hub.url}/readyz")
+    assert ready.status_code == 200
+    body = ready.json()
+    assert body["status"] == "ready"
+    assert set(body["checks"]) == {"metastore", "bitstore"}
+    assert all(check["ok"] and check["ms"] >= 0 for check in body["checks"].values())
+    assert ready.headers["cache-control"] == "no-store"
+
+
+def test_every_answer_carries_a_request_id(hub: HubServer) -> None:
+    answers = [
+        httpx.get(f"{hub.url}/api"),
+        httpx.get(f"{hub.url}/api/package/nobody/nothing"),
+        httpx.get(f"{hub.url}/search", headers={"Accept": "text/html"}),
+        httpx.get(f"{hub.url}/no/such/route/here"),
+    ]
+    ids = [a.headers["x-request-id"] for a in answers]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
+    assert len(set(ids)) == len(ids)
+    # a proxy's id is kept; anything else is replaced
+    kept = httpx.get(f"{hub.url}/api", headers={"X-Request-Id": "edge-1234.abc"})
+    assert kept.headers["x-request-id"] == "edge-1234.abc"
+    for bad in ("x" * 65, "a b", "<script>"):
+        replaced = httpx.get(f"{hub.url}/api", headers={"X-Request-Id": bad})
+        assert re.fullmatch(r"[0-9a-f]{32}", replaced.headers["x-request-id"])
+
+
+def test_the_request_id_is_on_the_requests_log_lines(hub: HubServer) -> None:
+    refused = httpx.get(f"{hub.url}/api/auth/keys", headers={"X-Request-Id": "trace-me-7c1f"})
+    assert refused.status_code == 401
+    assert re.search(r"\[trace-me-7c1f\]: refused GET /api/auth/keys", hub.log_text())
