@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 
 import httpx
 
-from tests.conftest import HubServer
+from tests.conftest import HubServer, Publisher
+
+_admins = itertools.count(1)
 
 
 def test_probes_answer_when_the_hub_can_serve(hub: HubServer) -> None:
@@ -42,3 +46,46 @@ def test_the_request_id_is_on_the_requests_log_lines(hub: HubServer) -> None:
     refused = httpx.get(f"{hub.url}/api/auth/keys", headers={"X-Request-Id": "trace-me-7c1f"})
     assert refused.status_code == 401
     assert re.search(r"\[trace-me-7c1f\]: refused GET /api/auth/keys", hub.log_text())
+
+
+def _site_admin(hub: HubServer) -> str:
+    name = f"metrics-admin-{os.getpid()}-{next(_admins)}"
+    created = hub.admin(
+        "user",
+        "create",
+        name,
+        "--email",
+        f"{name}@example.org",
+        "--admin",
+        "--password-stdin",
+        input="metrics-admin-password\n",
+    )
+    return created.stdout.strip().splitlines()[-1]
+
+
+def test_metrics_for_site_admins(hub: HubServer, publisher: Publisher) -> None:
+    key = _site_admin(hub)
+    assert httpx.get(f"{hub.url}/metrics").status_code == 401
+    with publisher.client() as client:
+        assert client.get("/metrics").status_code == 403
+    for _ in range(3):
+        httpx.get(f"{hub.url}/healthz")
+    httpx.get(f"{hub.url}/api/package/{publisher.username}/secret-name-{os.getpid()}")
+    # each API process counts its own requests: ask until one has seen all of them
+    text = ""
+    for _ in range(20):
+        answer = httpx.get(f"{hub.url}/metrics", headers={"Authorization": f"Bearer {key}"})
+        assert answer.status_code == 200
+        assert answer.headers["content-type"].startswith("text/plain")
+        text = answer.text
+        if 'route="/api/package/{owner}/{name}",status="404"' in text:
+            break
+    assert 'dphub_http_requests_total{method="GET",route="/healthz",status="200"}' in text
+    assert 'route="/api/package/{owner}/{name}",status="404"' in text
+    assert "secret-name" not in text  # labels are route templates, never a caller's values
+    assert "dphub_http_request_duration_seconds_bucket" in text
+    assert "dphub_http_sent_bytes_total" in text
+    queued = re.search(r'^dphub_jobs\{state="queued"\} (\d+)', text, flags=re.M)
+    assert queued is not None
+    assert re.search(r'^dphub_jobs_finished_total\{outcome="done"\} \d+', text, flags=re.M)
+    assert re.search(r'^dphub_job_seconds_total\{outcome="failed"\} ', text, flags=re.M)

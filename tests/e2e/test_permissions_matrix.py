@@ -306,6 +306,7 @@ CALLS: dict[tuple[tuple[str, ...], str], Prepare] = {
     (("GET",), "/api"): _fixed("GET", "/api"),
     (("GET",), "/healthz"): _fixed("GET", "/healthz"),
     (("GET",), "/readyz"): _fixed("GET", "/readyz"),
+    (("GET",), "/metrics"): _fixed("GET", "/metrics"),
     (("POST",), "/api/auth/token"): _token,
     (("GET",), "/api/auth/check"): _fixed("GET", "/api/auth/check"),
     (("GET",), "/api/auth/oidc/{provider}/login"): _fixed(

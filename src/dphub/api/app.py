@@ -10,6 +10,7 @@ from fastapi import FastAPI
 import dphub
 from dphub import web
 from dphub.api import cors, errors
+from dphub.api.metrics import HubMetrics, MetricsMiddleware
 from dphub.api.requestid import RequestIdMiddleware
 from dphub.api.routes import (
     admin,
@@ -46,6 +47,7 @@ def create_app(settings: Settings, *, hub: Hub | None = None, migrate: bool = Tr
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         opened = hub or open_hub(settings, migrate=migrate)
         app.state.hub = opened
+        metrics.jobs.sessions = opened.sessions
         try:
             yield
         finally:
@@ -63,6 +65,9 @@ def create_app(settings: Settings, *, hub: Hub | None = None, migrate: bool = Tr
     )
     errors.install(app)
     cors.install(app, settings)
+    metrics = HubMetrics()
+    app.state.metrics = metrics
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(root.router)
     app.include_router(health.router)

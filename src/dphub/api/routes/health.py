@@ -1,4 +1,5 @@
-"""Probes for process managers and load balancers: is the process up, can it serve."""
+"""Probes for process managers and load balancers (is the process up, can it serve), and the
+metrics for Prometheus."""
 
 from __future__ import annotations
 
@@ -7,13 +8,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 
-from dphub.api.deps import HubDep
+from dphub.api.deps import CurrentPrincipal, HubDep
+from dphub.api.metrics import HubMetrics
 from dphub.api.responses import JSON
-from dphub.auth.permissions import Action, needs
+from dphub.auth.permissions import SITE, Action, needs, require
 from dphub.hub import Hub
 
 router = APIRouter(tags=["hub"])
@@ -74,3 +78,16 @@ async def readyz(hub: HubDep) -> JSON:
         },
     }
     return JSON(body, status_code=503, headers={**NO_STORE, "Retry-After": "5"})
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics: requests, latencies and bytes per route; the processing queue",
+    openapi_extra=needs(Action.SITE_ADMIN),
+    response_class=Response,
+)
+async def metrics(request: Request, principal: CurrentPrincipal) -> Response:
+    require(principal, Action.SITE_ADMIN, SITE)
+    collected: HubMetrics = request.app.state.metrics
+    body = await run_in_threadpool(generate_latest, collected.registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST, headers=NO_STORE)
