@@ -95,6 +95,11 @@ class Settings:
         16 * 1024 * 1024, "Size of each part of a multipart upload, in bytes (at least 5 MiB)."
     )
     log_level: str = _setting("info", "Log level of the server: debug, info, warning, error.")
+    log_format: str = _setting(
+        "text",
+        "Log lines as plain text (`text`), or one JSON object a line (`json`: time, level, logger,"
+        " request_id, message) for a log collector.",
+    )
     datastore_url: str = _setting(
         "",
         "Where tables are loaded: 'duckdb' (files in the data dir) or a postgresql:// URL;"
@@ -277,6 +282,8 @@ def _check(settings: Settings) -> None:
         )
     if settings.log_level.lower() not in LOG_LEVELS:
         raise ConfigurationError("DPHUB_LOG_LEVEL must be one of " + ", ".join(LOG_LEVELS) + ".")
+    if settings.log_format not in ("text", "json"):
+        raise ConfigurationError("DPHUB_LOG_FORMAT must be 'text' or 'json'.")
     if settings.storage_url and not settings.storage_url.startswith("s3://"):
         raise ConfigurationError("DPHUB_STORAGE_URL must look like s3://BUCKET[/PREFIX].")
     if settings.s3_addressing_style not in ("", "path", "virtual"):

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 # Any parameter whose name ends in one of these words (access_token, X-Amz-Signature, ...), and the
 # authorization code a sign-on provider sends back (``?code=``).
@@ -39,7 +42,24 @@ def _redact_arg(value: Any) -> Any:
     return redact(value) if isinstance(value, str) else value
 
 
-def log_config(level: str) -> dict[str, Any]:
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: ``time`` (ISO 8601, UTC), ``level``, ``logger``, ``request_id``,
+    ``message`` and, for an exception, ``exception``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "request_id": getattr(record, "request_id", "-"),
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = redact(self.formatException(record.exc_info))
+        return orjson.dumps(entry).decode()
+
+
+def log_config(level: str, log_format: str = "text") -> dict[str, Any]:
     """uvicorn's logging setup with the redacting filter on every handler."""
     fmt = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
     return {
@@ -49,11 +69,11 @@ def log_config(level: str) -> dict[str, Any]:
             "redact": {"()": RedactingFilter},
             "request_id": {"()": "dphub.api.requestid.RequestIdFilter"},
         },
-        "formatters": {"plain": {"format": fmt}},
+        "formatters": {"plain": {"format": fmt}, "json": {"()": JsonFormatter}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
-                "formatter": "plain",
+                "formatter": "json" if log_format == "json" else "plain",
                 "filters": ["redact", "request_id"],
                 "stream": "ext://sys.stderr",
             }

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 
 import httpx
+import pytest
 
-from tests.conftest import HubServer, Publisher
+from tests.conftest import HubServer, Publisher, start_hub, stop_hub
 
 _admins = itertools.count(1)
 
@@ -89,3 +91,23 @@ def test_metrics_for_site_admins(hub: HubServer, publisher: Publisher) -> None:
     assert queued is not None
     assert re.search(r'^dphub_jobs_finished_total\{outcome="done"\} \d+', text, flags=re.M)
     assert re.search(r'^dphub_job_seconds_total\{outcome="failed"\} ', text, flags=re.M)
+
+
+def test_json_log_lines_for_a_log_collector(tmp_path_factory: pytest.TempPathFactory) -> None:
+    hub = start_hub(tmp_path_factory.mktemp("json-logs"), {"DPHUB_LOG_FORMAT": "json"})
+    try:
+        refused = httpx.get(
+            f"{hub.url}/api/auth/keys?jwt=not-a-secret-to-keep",
+            headers={"X-Request-Id": "json-trace-42"},
+        )
+        assert refused.status_code == 401
+    finally:
+        stop_hub(hub)
+    lines = [json.loads(line) for line in hub.log_text().splitlines() if line.startswith("{")]
+    assert lines, hub.log_text()
+    assert all(set(line) >= {"time", "level", "logger", "request_id", "message"} for line in lines)
+    traced = [line for line in lines if line["request_id"] == "json-trace-42"]
+    [refusal] = [line for line in traced if line["logger"] == "dphub.api"]
+    assert refusal["level"] == "WARNING"
+    assert refusal["message"].startswith("refused GET /api/auth/keys from")
+    assert "not-a-secret-to-keep" not in hub.log_text()

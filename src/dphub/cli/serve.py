@@ -66,7 +66,7 @@ def serve(
     options: dict[str, Any] = {
         "host": host,
         "port": port,
-        "log_config": log_config(settings.log_level),
+        "log_config": log_config(settings.log_level, settings.log_format),
         # X-Forwarded-For and -Proto are believed only from the proxies the operator listed:
         # anyone else could claim any client address (and walk past per-address rate limits).
         "proxy_headers": bool(settings.trusted_proxies_list),

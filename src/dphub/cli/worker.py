@@ -38,7 +38,7 @@ def worker(
     from dphub.pipeline.worker import run, run_once
 
     settings = load_settings(data_dir=data_dir)
-    logging.config.dictConfig(log_config(settings.log_level))
+    logging.config.dictConfig(log_config(settings.log_level, settings.log_format))
     hub = open_hub(settings)
     try:
         if once:
