@@ -299,12 +299,22 @@ class Publisher:
         )
 
 
-def new_publisher(server: HubServer, home: Path, prefix: str = "user") -> Publisher:
+def new_publisher(
+    server: HubServer, home: Path, prefix: str = "user", *, site_admin: bool = False
+) -> Publisher:
     username = f"{prefix}{next(_names)}-{os.getpid()}"
     email = f"{username}@example.org"
     password = f"pw-{username}-long-enough"
+    flags = ("--admin",) if site_admin else ()
     result = server.admin(
-        "user", "create", username, "--email", email, "--password-stdin", input=password + "\n"
+        "user",
+        "create",
+        username,
+        "--email",
+        email,
+        *flags,
+        "--password-stdin",
+        input=password + "\n",
     )
     secret = result.stdout.strip().splitlines()[-1]
     home.mkdir(parents=True, exist_ok=True)

@@ -6,11 +6,12 @@ import itertools
 import json
 import os
 import re
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import HubServer, Publisher, start_hub, stop_hub
+from tests.conftest import HubServer, Publisher, new_publisher, start_hub, stop_hub
 
 _admins = itertools.count(1)
 
@@ -50,23 +51,8 @@ def test_the_request_id_is_on_the_requests_log_lines(hub: HubServer) -> None:
     assert re.search(r"\[trace-me-7c1f\]: refused GET /api/auth/keys", hub.log_text())
 
 
-def _site_admin(hub: HubServer) -> str:
-    name = f"metrics-admin-{os.getpid()}-{next(_admins)}"
-    created = hub.admin(
-        "user",
-        "create",
-        name,
-        "--email",
-        f"{name}@example.org",
-        "--admin",
-        "--password-stdin",
-        input="metrics-admin-password\n",
-    )
-    return created.stdout.strip().splitlines()[-1]
-
-
-def test_metrics_for_site_admins(hub: HubServer, publisher: Publisher) -> None:
-    key = _site_admin(hub)
+def test_metrics_for_site_admins(hub: HubServer, publisher: Publisher, tmp_path: Path) -> None:
+    key = new_publisher(hub, tmp_path / "admin", "metrics-admin", site_admin=True).secret
     assert httpx.get(f"{hub.url}/metrics").status_code == 401
     with publisher.client() as client:
         assert client.get("/metrics").status_code == 403

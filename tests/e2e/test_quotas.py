@@ -4,8 +4,6 @@ push past a limit refused with the numbers; bytes the publisher already holds co
 from __future__ import annotations
 
 import hashlib
-import itertools
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,10 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import HubServer, Publisher, cli, write_package
+from tests.conftest import HubServer, Publisher, cli, new_publisher, write_package
 from tests.e2e.test_bad_input import error_code
-
-_admins = itertools.count(1)
 
 
 def sha(data: bytes) -> str:
@@ -26,21 +22,7 @@ def sha(data: bytes) -> str:
 @pytest.fixture
 def admin(hub: HubServer, tmp_path: Path) -> Publisher:
     """A site admin, logged in with the CLI."""
-    name = f"qadmin{next(_admins)}-{os.getpid()}"
-    created = hub.admin(
-        "user",
-        "create",
-        name,
-        "--email",
-        f"{name}@example.org",
-        "--admin",
-        "--password-stdin",
-        input="quota-admin-password\n",
-    )
-    key = created.stdout.strip().splitlines()[-1]
-    home = tmp_path / "admin-home"
-    home.mkdir()
-    user = Publisher(name, f"{name}@example.org", key, "quota-admin-password", hub, home)
+    user = new_publisher(hub, tmp_path / "admin-home", "qadmin", site_admin=True)
     user.login()
     return user
 
