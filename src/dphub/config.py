@@ -19,6 +19,15 @@ from typing import Any
 from dphub.errors import ConfigurationError
 
 FINDABILITIES = ("published", "unlisted", "private")
+REFERRER_POLICIES = (
+    "no-referrer",
+    "no-referrer-when-downgrade",
+    "origin",
+    "origin-when-cross-origin",
+    "same-origin",
+    "strict-origin",
+    "strict-origin-when-cross-origin",
+)
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 # Values that look like secrets but are not: refused outside development mode.
@@ -88,6 +97,37 @@ class Settings:
         10 * 1024 * 1024, "Largest datapackage.json (and README) finalize reads, in bytes."
     )
     max_upload_bytes: int = _setting(5 * 1024**4, "Largest single file the hub accepts, in bytes.")
+    max_open_uploads: int = _setting(
+        20,
+        "Pushes one publisher may have in progress at once (authorized within DPHUB_UPLOAD_TTL and"
+        " not finalized); 0: no limit.",
+    )
+    max_body_bytes: int = _setting(
+        16 * 1024 * 1024,
+        "Largest request body the API reads, in bytes; file uploads to the hub's own bitstore are"
+        " bounded by their upload grant instead.",
+    )
+    max_header_bytes: int = _setting(
+        16 * 1024, "Largest total size of a request's header fields, in bytes (431 beyond)."
+    )
+    upload_idle_timeout: float = _setting(
+        60.0,
+        "Seconds a request body may stall, no byte arriving, before the hub answers 408 and keeps"
+        " nothing of it.",
+    )
+    download_idle_timeout: float = _setting(
+        60.0,
+        "Seconds a client may go without taking a byte of an answer before the hub closes the"
+        " connection.",
+    )
+    hsts_max_age: int = _setting(
+        365 * 24 * 3600,
+        "max-age of the Strict-Transport-Security header sent when the hub is reached over HTTPS,"
+        " in seconds; 0: no header.",
+    )
+    referrer_policy: str = _setting(
+        "no-referrer", "Referrer-Policy header of API answers (web pages send same-origin)."
+    )
     multipart_threshold: int = _setting(
         64 * 1024 * 1024, "Files larger than this, in bytes, are uploaded in parts (resumable)."
     )
@@ -301,6 +341,10 @@ def _check(settings: Settings) -> None:
         "session_ttl",
         "max_descriptor_bytes",
         "max_upload_bytes",
+        "max_body_bytes",
+        "max_header_bytes",
+        "upload_idle_timeout",
+        "download_idle_timeout",
         "query_timeout",
         "query_max_rows",
         "job_timeout",
@@ -312,6 +356,13 @@ def _check(settings: Settings) -> None:
     ):
         if getattr(settings, name) <= 0:
             raise ConfigurationError(f"DPHUB_{name.upper()} must be positive.")
+    for name in ("max_open_uploads", "hsts_max_age"):
+        if getattr(settings, name) < 0:
+            raise ConfigurationError(f"DPHUB_{name.upper()} must be 0 or more.")
+    if settings.referrer_policy not in REFERRER_POLICIES:
+        raise ConfigurationError(
+            "DPHUB_REFERRER_POLICY must be one of " + ", ".join(REFERRER_POLICIES) + "."
+        )
     if settings.gc_grace_hours < 0:
         raise ConfigurationError("DPHUB_GC_GRACE_HOURS must be 0 or more.")
     if settings.webhook_retry_delay < 0:

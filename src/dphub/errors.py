@@ -261,6 +261,26 @@ class PayloadTooLarge(DphubError):
     default_message = "The body is larger than allowed."
 
 
+class HeadersTooLarge(DphubError):
+    code = "headers-too-large"
+    status = 431
+    default_message = "The request's headers are larger than the hub accepts."
+
+
+class BodyStalled(DphubError):
+    code = "body-stalled"
+    status = 408
+    default_message = "The request body stopped arriving; send it again."
+
+
+class TooManyUploads(DphubError):
+    """A publisher has as many pushes in progress as the hub allows at once."""
+
+    code = "too-many-uploads"
+    status = 429
+    default_message = "This publisher has too many pushes in progress; finish one first."
+
+
 class RangeNotSatisfiable(DphubError):
     code = "range-not-satisfiable"
     status = 416

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 import dphub
 from dphub import web
 from dphub.api import cors, errors
+from dphub.api.limits import LimitsMiddleware
 from dphub.api.metrics import HubMetrics, MetricsMiddleware
 from dphub.api.requestid import RequestIdMiddleware
 from dphub.api.routes import (
@@ -36,6 +37,7 @@ from dphub.api.routes import (
     trusted,
     wellknown,
 )
+from dphub.api.security_headers import SecurityHeadersMiddleware
 from dphub.config import Settings, load_settings
 from dphub.hub import Hub, open_hub
 
@@ -67,7 +69,11 @@ def create_app(settings: Settings, *, hub: Hub | None = None, migrate: bool = Tr
     cors.install(app, settings)
     metrics = HubMetrics()
     app.state.metrics = metrics
+    # The last added runs first: an id for the request, the headers every answer carries, then
+    # its metrics, counting the requests the limits refuse too.
+    app.add_middleware(LimitsMiddleware, settings=settings)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(SecurityHeadersMiddleware, settings=settings)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(root.router)
     app.include_router(health.router)

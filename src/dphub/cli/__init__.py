@@ -11,6 +11,7 @@ import typer
 from dphub.cli import (
     _errors,
     access,
+    admin,
     audit,
     bitstore,
     cat,
@@ -75,6 +76,7 @@ app.add_typer(search.app, name="search")
 app.add_typer(bitstore.app, name="bitstore")
 app.add_typer(token.app, name="token")
 app.add_typer(signing_key.app, name="signing-key")
+app.add_typer(admin.app, name="admin")
 
 
 def main() -> None:

@@ -72,6 +72,9 @@ def serve(
         "proxy_headers": bool(settings.trusted_proxies_list),
         "forwarded_allow_ips": list(settings.trusted_proxies_list) or None,
         "server_header": False,
+        # Room for the request line and the headers; the app answers 431 past
+        # DPHUB_MAX_HEADER_BYTES with a JSON error, the parser closes the connection past this.
+        "h11_max_incomplete_event_size": settings.max_header_bytes + 16 * 1024,
     }
     if worker is None:
         worker = hub.settings.resolved_database_url.startswith("sqlite")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dphub.auth.permissions import Action, require
@@ -26,7 +26,7 @@ from dphub.auth.roles import new_package_ref
 from dphub.bitstore import BitStore, BlobInfo
 from dphub.bitstore.signing import UploadGrant, hex_to_b64, md5_b64_to_hex
 from dphub.config import FINDABILITIES, Settings
-from dphub.errors import InvalidRequest, UploadSessionNotFound
+from dphub.errors import InvalidRequest, TooManyUploads, UploadSessionNotFound
 from dphub.ingest import multipart
 from dphub.lifecycle import quotas
 from dphub.lifecycle.delete import refuse_deleted
@@ -100,6 +100,7 @@ def authorize(
                 path=spec.path,
             )
 
+    check_open_uploads(db, owner, settings)
     quotas.check_push(
         db,
         owner=owner,
@@ -178,6 +179,40 @@ def authorize(
         "filedata": answer,
         "session": {"id": upload.id, "expires": upload.expires_at.isoformat()},
     }
+
+
+def check_open_uploads(db: Session, owner: str, settings: Settings) -> None:
+    """Refuse a push while ``owner`` has ``DPHUB_MAX_OPEN_UPLOADS`` others in progress.
+
+    A push is in progress from its authorize until its finalize, for at most the lifetime of its
+    upload grants (``DPHUB_UPLOAD_TTL``): an abandoned one stops counting then. Pushes racing
+    through this check at the same moment may each pass it.
+    """
+    limit = settings.max_open_uploads
+    if not limit:
+        return
+    since = datetime.now(UTC) - timedelta(seconds=settings.upload_ttl)
+    in_progress = int(
+        db.scalar(
+            select(func.count())
+            .select_from(UploadSession)
+            .where(
+                UploadSession.owner == owner,
+                UploadSession.closed_at.is_(None),
+                UploadSession.created_at > since,
+            )
+        )
+        or 0
+    )
+    if in_progress >= limit:
+        raise TooManyUploads(
+            f"{owner} already has {in_progress} pushes in progress, as many as this hub takes at"
+            f" once (DPHUB_MAX_OPEN_UPLOADS={limit}). Let one finish and push again; an abandoned"
+            f" push stops counting {settings.upload_ttl} seconds after it started.",
+            limit=limit,
+            in_progress=in_progress,
+            retry_after=60,
+        )
 
 
 def grant_for(row: UploadSessionFile) -> UploadGrant:

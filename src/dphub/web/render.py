@@ -168,8 +168,6 @@ def page(
     response = HTMLResponse(html, status_code=status_code)
     response.headers.update(PAGE_HEADERS)
     response.headers.setdefault("Cache-Control", "private, no-cache")
-    if request.url.scheme == "https":
-        response.headers["Strict-Transport-Security"] = "max-age=31536000"
     response.headers.update(headers or {})
     finish(request, response)
     return response
