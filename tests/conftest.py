@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.backends import postgres_server, postgres_url, s3_bucket, s3_server  # noqa: F401
+from tests.services import PostgresServer, S3Server
 
 LONGEST_FILES = (
     "test_delete.py",
@@ -234,15 +235,37 @@ def metastore_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("postgres_url"))
 
 
+@pytest.fixture(scope="session")
+def _hub_pool(request: pytest.FixtureRequest) -> Iterator[dict[str, HubServer]]:
+    """The shared hubs of this test process, started on first use and stopped at the end.
+
+    ``hub`` below is parametrised; pytest keeps one instance of a parametrised session fixture at a
+    time and would start the hubs again for every test file that uses both. The pool keeps both
+    running for the whole session instead. It depends on the database and S3 servers so that
+    they stop after the hubs using them.
+    """
+    request.getfixturevalue("postgres_server")
+    request.getfixturevalue("s3_server")
+    pool: dict[str, HubServer] = {}
+    yield pool
+    for server in pool.values():
+        stop_hub(server)
+
+
 @pytest.fixture(scope="session", params=["embedded", "scale"])
 def hub(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[HubServer]:
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    _hub_pool: dict[str, HubServer],
+) -> HubServer:
     """The hub as a real process: on embedded defaults, and on PostgreSQL + S3 (SeaweedFS)."""
+    kind = str(request.param)
+    if kind in _hub_pool:
+        return _hub_pool[kind]
     extra: dict[str, str] = {}
-    if request.param == "scale":
-        postgres = request.getfixturevalue("postgres_server")
-        s3 = request.getfixturevalue("s3_server")
+    if kind == "scale":
+        postgres: PostgresServer = request.getfixturevalue("postgres_server")
+        s3: S3Server = request.getfixturevalue("s3_server")
         extra = {
             "DPHUB_DATABASE_URL": postgres.create_database(),
             **s3.storage_env(s3.create_bucket(), prefix="hub"),
@@ -250,14 +273,14 @@ def hub(
     # The scale setup runs two API processes behind one port and two `dphub worker` processes:
     # every test also checks that no request depends on state kept in one process's memory.
     server = start_hub(
-        tmp_path_factory.mktemp(f"hub-{request.param}"),
+        tmp_path_factory.mktemp(f"hub-{kind}"),
         extra,
-        kind=request.param,
-        serve_args=("--workers", "2") if request.param == "scale" else (),
-        workers=2 if request.param == "scale" else 0,
+        kind=kind,
+        serve_args=("--workers", "2") if kind == "scale" else (),
+        workers=2 if kind == "scale" else 0,
     )
-    yield server
-    stop_hub(server)
+    _hub_pool[kind] = server
+    return server
 
 
 @dataclass
