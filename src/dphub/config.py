@@ -222,6 +222,11 @@ class Settings:
         "Deliver webhooks to private, loopback and link-local addresses (tests and development"
         " only); default: public addresses only.",
     )
+    failpoints: str = _setting(
+        "",
+        "Testing aid: points where a process pauses so a crash test can kill it there"
+        " (name=pause, comma separated); never set in production.",
+    )
 
     @property
     def development(self) -> bool:
@@ -390,6 +395,10 @@ def _check(settings: Settings) -> None:
             )
     if "*" in settings.cors_origins_list and len(settings.cors_origins_list) > 1:
         raise ConfigurationError("DPHUB_CORS_ORIGINS: * allows every origin; list no others.")
+    if settings.failpoints:
+        from dphub.failpoints import parse
+
+        parse(settings.failpoints)
     if settings.oidc_providers:
         from dphub.auth.providers import parse_providers
 

@@ -305,6 +305,20 @@ class ServiceUnavailable(DphubError):
     default_message = "The hub cannot serve this right now; try again shortly."
 
 
+class InsufficientStorage(DphubError):
+    """The hub's own disk has no room left for a file; nothing of it was kept."""
+
+    code = "insufficient-storage"
+    status = 507
+    default_message = (
+        "The hub has run out of storage space: the file was not stored, and nothing of it was kept."
+    )
+    hint = (
+        "This is on the hub's side: ask its operator to free space (dphub gc removes unused"
+        " files), then run the same dphub push again."
+    )
+
+
 class ConfigurationError(DphubError):
     code = "configuration-error"
     status = 500
@@ -349,5 +363,6 @@ def _status_fallback(status: int) -> type[DphubError]:
         415: UnsupportedMediaType,
         416: RangeNotSatisfiable,
         503: ServiceUnavailable,
+        507: InsufficientStorage,
     }
     return by_status.get(status, DphubError)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from dphub import failpoints
 from dphub.bitstore import BitStore, open_bitstore
 from dphub.bitstore.signing import UploadSigner
 from dphub.config import Settings, ensure_data_dir
@@ -35,6 +36,7 @@ class Hub:
 
 def open_hub(settings: Settings, *, migrate: bool = True) -> Hub:
     settings = ensure_data_dir(settings)
+    failpoints.arm(settings.failpoints, folder=settings.data_dir / "failpoints")
     engine = make_engine(settings.resolved_database_url)
     if migrate:
         upgrade(engine)

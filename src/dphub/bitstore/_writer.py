@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 from typing import IO
 
 from dphub.bitstore.interfaces import BlobInfo
-from dphub.errors import ChecksumMismatch, SizeMismatch
+from dphub.errors import ChecksumMismatch, InsufficientStorage, SizeMismatch
+
+OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def raise_if_full(exc: OSError) -> None:
+    """A write failed: when the disk is full, say so as :class:`InsufficientStorage` (a person can
+    act on that); any other failure is left to the caller to raise."""
+    if exc.errno in OUT_OF_SPACE:
+        raise InsufficientStorage() from exc
 
 
 class SpoolingWriter:
@@ -36,7 +47,12 @@ class SpoolingWriter:
         self._sha256.update(data)
         if self._md5 is not None:
             self._md5.update(data)
-        self._file.write(data)
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            self.abort()
+            raise_if_full(exc)
+            raise
 
     def commit(self, *, md5: str | None = None, sha256: str | None = None) -> BlobInfo:
         assert self._file is not None, "commit after commit or abort"
@@ -56,6 +72,10 @@ class SpoolingWriter:
             if sha256 is not None and sha256 != info.sha256:
                 raise ChecksumMismatch("The uploaded bytes do not match the authorized SHA-256.")
             self._publish(self._file, info)
+        except OSError as exc:
+            self.abort()
+            raise_if_full(exc)
+            raise
         except BaseException:
             self.abort()
             raise
@@ -64,8 +84,10 @@ class SpoolingWriter:
 
     def abort(self) -> None:
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            spool, self._file = self._file, None
+            # a full disk refuses the buffered rest as the spool closes: it is thrown away anyway
+            with contextlib.suppress(OSError):
+                spool.close()
         self._discard()
 
     def _publish(self, spool: IO[bytes], info: BlobInfo) -> None:

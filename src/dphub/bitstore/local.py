@@ -6,6 +6,7 @@ POST form protocol of S3 and a presigned PUT, and writes here as the bytes arriv
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -15,11 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, BinaryIO
 
-from dphub.bitstore._writer import SpoolingWriter
+from dphub.bitstore._writer import SpoolingWriter, raise_if_full
 from dphub.bitstore.interfaces import BlobInfo, PartTarget, StoredObject, UploadTarget
 from dphub.bitstore.signing import PartSigner, UploadGrant, UploadSigner
 from dphub.errors import (
     ChecksumMismatch,
+    InsufficientStorage,
     NotFound,
     SizeMismatch,
     UploadIncomplete,
@@ -40,11 +42,33 @@ def blob_relpath(sha256: str) -> str:
     return f"sha256/{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
 
+def check_room(folder: Path, size: int) -> None:
+    """Refuse a file of ``size`` bytes at once when the disk holding ``folder`` has no room for
+    it, rather than after half of it was written."""
+    free = shutil.disk_usage(folder).free
+    if free < size:
+        raise InsufficientStorage(
+            f"The hub has run out of storage space: this file needs {size} bytes and its disk"
+            f" has {free} left. Nothing of the file was kept.",
+            needed=size,
+            available=free,
+        )
+
+
+def open_spool(path: Path) -> BinaryIO:
+    try:
+        return open(path, "xb")
+    except OSError as exc:
+        raise_if_full(exc)
+        raise
+
+
 class LocalBlobWriter(SpoolingWriter):
     def __init__(self, store: LocalBitStore, expected_size: int, md5: bool) -> None:
         self._store = store
         self._tmp = store.root / "tmp" / f"{secrets.token_hex(16)}.part"
-        super().__init__(open(self._tmp, "xb"), expected_size, md5)  # noqa: SIM115
+        check_room(self._tmp.parent, expected_size)
+        super().__init__(open_spool(self._tmp), expected_size, md5)
 
     def _publish(self, spool: IO[bytes], info: BlobInfo) -> None:
         spool.flush()
@@ -64,7 +88,8 @@ class LocalPartWriter:
     def __init__(self, folder: Path, number: int, expected_size: int) -> None:
         self._target = folder / str(number)
         self._tmp = folder / f"{number}.{secrets.token_hex(8)}.part"
-        self._file: BinaryIO | None = open(self._tmp, "xb")  # noqa: SIM115 - closed by commit/abort
+        check_room(folder, expected_size)
+        self._file: BinaryIO | None = open_spool(self._tmp)
         self._expected = expected_size
         self._size = 0
 
@@ -74,7 +99,12 @@ class LocalPartWriter:
         if self._size > self._expected:
             self.abort()
             raise SizeMismatch(f"More bytes arrived than the {self._expected} of this part.")
-        self._file.write(data)
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            self.abort()
+            raise_if_full(exc)
+            raise
 
     def commit(self) -> int:
         assert self._file is not None, "commit after commit or abort"
@@ -90,6 +120,10 @@ class LocalPartWriter:
             self._file.close()
             self._file = None
             os.replace(self._tmp, self._target)
+        except OSError as exc:
+            self.abort()
+            raise_if_full(exc)
+            raise
         except BaseException:
             self.abort()
             raise
@@ -97,8 +131,9 @@ class LocalPartWriter:
 
     def abort(self) -> None:
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            part, self._file = self._file, None
+            with contextlib.suppress(OSError):  # a full disk refuses the buffered rest
+                part.close()
         self._tmp.unlink(missing_ok=True)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 
 from dphub.cli._errors import fail
@@ -60,6 +61,13 @@ def push(
                 "Interrupted: no new revision was made.",
                 hint="Run the same dphub push again: it sends only what the hub does not hold yet.",
                 code=130,
+            )
+        except httpx.TransportError as exc:
+            fail(
+                f"The push stopped: the connection to the hub broke off or could not be made"
+                f" ({exc or type(exc).__name__}).",
+                hint="Run the same dphub push again once the hub answers: it sends only what the"
+                " hub does not hold yet, and makes no second revision of the same files.",
             )
         resumed = (
             f", {human_size(result.resumed_bytes)} already there from an interrupted push"

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import duckdb
 
+from dphub import failpoints
 from dphub.datastore.interfaces import ROW_ID, Answer, Dialect, Field, StatementBuilder
 from dphub.datastore.interfaces import quote_identifier as q
 from dphub.errors import InvalidQuery, QueryTimeout, TableNotFound
@@ -122,6 +123,7 @@ class EmbeddedDatastore:
             con.execute(statement + f"{columns} FROM {q(source)}")
         finally:
             con.execute(f"DETACH {alias}")
+        failpoints.hit("datastore.loading")
         try:
             os.replace(temporary, final)
         finally:

@@ -18,6 +18,7 @@ from psycopg import sql as pgsql
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine, make_url
 
+from dphub import failpoints
 from dphub.datastore.interfaces import ROW_ID, Answer, Dialect, Field, StatementBuilder
 from dphub.errors import InvalidQuery, QueryTimeout, TableNotFound
 
@@ -105,6 +106,7 @@ class PostgresDatastore:
                 with cursor.copy(copy) as sink, csv_path.open("rb") as rows:
                     while chunk := rows.read(COPY_CHUNK):
                         sink.write(chunk)
+                        failpoints.hit("datastore.loading")
                 # the key is built once after the rows are in: cheaper than keeping it up to date
                 cursor.execute(
                     pgsql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(

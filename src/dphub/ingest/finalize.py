@@ -15,7 +15,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from dphub import datapackage
+from dphub import datapackage, failpoints
 from dphub.auth import audit
 from dphub.auth.permissions import Action, UploadRef, can, require
 from dphub.auth.principal import Principal
@@ -80,7 +80,11 @@ def key_from_url(bitstore: BitStore, url: object) -> str:
             "Send {'datapackage': upload_url + '/' + key} of the uploaded datapackage.json.",
             field="datapackage",
         )
-    key = bitstore.session_key(unquote(urlsplit(url).path))
+    try:
+        path = urlsplit(url).path
+    except ValueError:  # http://[ : a bracket that opens no IPv6 address
+        path = ""
+    key = bitstore.session_key(unquote(path)) if path else None
     if key is None:
         raise InvalidRequest(
             f"{url!r} is not an upload URL of this hub: use upload_url + '/' + upload_query.key"
@@ -296,6 +300,7 @@ def _write(
         # the open session has kept them so far (checked again, in case it expired meanwhile),
         # except files the store confirmed only now, checked again themselves.
         references.hold(db, (f.received_sha256 for f in plan.files if f.received_sha256))
+        failpoints.hit("finalize.files_held")
         if upload.expires_at <= datetime.now(UTC):
             raise UploadSessionNotFound("This upload session has expired: push again.")
         for path, blob in plan.arrived.items():
@@ -371,4 +376,5 @@ def _write(
         upload.closed_at = now
         upload.revision = number
         upload.name = plan.name
+        failpoints.hit("finalize.before_commit")
     return Finalized(plan.owner, plan.name, number, "QUEUED")

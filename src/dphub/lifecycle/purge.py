@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from dphub import failpoints
 from dphub.auth import audit
 from dphub.auth.principal import Principal
 from dphub.bitstore import BitStore
@@ -82,6 +83,7 @@ def collect_blob(
         if size is None:
             return None
         bitstore.delete(sha256)
+        failpoints.hit("gc.blob_deleted")
         return size
 
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from dphub import failpoints
 from dphub.api.body import read_json
 from dphub.api.deps import CurrentPrincipal, HubDep
 from dphub.api.formupload import FormUpload, boundary_of
@@ -101,11 +102,15 @@ async def finalize(request: Request, hub: HubDep, principal: CurrentPrincipal) -
 async def pump(request: Request, sink: Callable[[bytes], None]) -> None:
     """Hand the body to a blocking ``sink`` in batches, each in a worker thread."""
     batch = bytearray()
+    first = True
     async for chunk in request.stream():
         batch += chunk
         if len(batch) >= BATCH:
             await run_in_threadpool(sink, bytes(batch))
             batch.clear()
+            if first:
+                first = False
+                failpoints.hit("upload.in_flight")
     await run_in_threadpool(sink, bytes(batch))
 
 
