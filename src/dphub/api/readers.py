@@ -28,6 +28,7 @@ from dphub.metastore.models import (
 )
 from dphub.metastore.packages import find_package, get_revision
 from dphub.names import is_valid_name
+from dphub.pipeline import steps
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,7 @@ def revision_status(base: str, package: Package, revision: Revision) -> dict[str
         "package": f"{package.owner}/{package.name}",
         "revision": revision.number,
         "state": revision.state,
-        "pipelines": revision.pipelines,
+        "pipelines": steps.in_order(revision.pipelines),
         "errors": revision.errors,
         "stats": revision.stats,
         "report": revision.report,

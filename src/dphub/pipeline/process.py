@@ -36,6 +36,7 @@ from dphub.metastore.models import (
 )
 from dphub.pipeline import jobs
 from dphub.pipeline.outputs import materialize, store_file, write_zip
+from dphub.pipeline.steps import STEPS
 from dphub.pipeline.tables import (
     TableResult,
     export_csv,
@@ -47,13 +48,6 @@ from dphub.pipeline.tables import (
 
 log = logging.getLogger("dphub.pipeline")
 
-STEPS = {
-    "validate": "Validate tables against their schemas",
-    "derive": "Derive CSV and JSON",
-    "preview": "Preview the first rows",
-    "zip": "Zip the package",
-    "load": "Load the datastore",
-}
 PREVIEW_ROWS = 1000
 ZIP_NAME = "datapackage_zip"
 

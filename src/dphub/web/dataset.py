@@ -21,7 +21,7 @@ from dphub.hub import Hub
 from dphub.metastore import diff, tags
 from dphub.metastore.db import transaction
 from dphub.metastore.packages import list_revisions
-from dphub.pipeline.process import STEPS
+from dphub.pipeline.steps import STEPS
 from dphub.web.errors import error_page
 from dphub.web.forms import Form, field
 from dphub.web.render import page
