@@ -155,6 +155,8 @@ def start_hub(
         DPHUB_MULTIPART_THRESHOLD=str(8 * 1024 * 1024),
         DPHUB_MULTIPART_PART_SIZE=str(5 * 1024 * 1024),
         DPHUB_QUERY_TIMEOUT="2",
+        # A failed processing attempt is retried at once (tests/unit/test_jobs.py checks the wait).
+        DPHUB_JOB_RETRY_DELAY="0",
         # Every test logs in from 127.0.0.1: per-address limits high enough for a whole session.
         # tests/e2e/test_rate_limits.py starts hubs of its own with low ones.
         DPHUB_LOGIN_IP_LIMIT="1000000",

@@ -151,6 +151,11 @@ class Settings:
         60, "Seconds without a heartbeat after which a job is given to another worker."
     )
     job_attempts: int = _setting(3, "How many times a revision is processed before it fails.")
+    job_retry_delay: float = _setting(
+        5.0,
+        "Seconds before a revision whose processing stopped on an error is tried again; each next"
+        " wait is 4 times longer.",
+    )
     dataproxy_allowed_hosts: str = _setting(
         "",
         "Outside hosts the DataProxy may fetch, comma separated (*.example.org for subdomains);"
@@ -370,6 +375,8 @@ def _check(settings: Settings) -> None:
         )
     if settings.gc_grace_hours < 0:
         raise ConfigurationError("DPHUB_GC_GRACE_HOURS must be 0 or more.")
+    if settings.job_retry_delay < 0:
+        raise ConfigurationError("DPHUB_JOB_RETRY_DELAY must be 0 or more.")
     if settings.webhook_retry_delay < 0:
         raise ConfigurationError("DPHUB_WEBHOOK_RETRY_DELAY must be 0 or more.")
     for name in ("login_ip_limit", "login_failure_limit", "exchange_ip_limit"):

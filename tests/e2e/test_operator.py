@@ -29,11 +29,11 @@ from tests.e2e.test_bad_input import authorize, finalize, post_form
 def test_db_upgrade_is_idempotent(tmp_path: Path) -> None:
     env = base_env(tmp_path)
     first = cli("db", "upgrade", "--data-dir", str(tmp_path / "data"), env=env)
-    assert "0005" in first.stdout
+    assert "0006" in first.stdout
     again = cli("db", "upgrade", "--data-dir", str(tmp_path / "data"), env=env)
-    assert "0005" in again.stdout
+    assert "0006" in again.stdout
     current = cli("db", "current", "--data-dir", str(tmp_path / "data"), env=env)
-    assert current.stdout.strip() == "0005"
+    assert current.stdout.strip() == "0006"
     assert (tmp_path / "data" / "metastore.db").exists()
 
 

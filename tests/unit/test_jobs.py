@@ -304,3 +304,30 @@ def test_a_claimer_that_loses_the_race_for_the_oldest_job_takes_the_next(
     assert rival[0] is not None
     assert mine is not None
     assert {mine.job_id, rival[0].job_id} == {first_id, second_id}
+
+
+def test_a_job_given_back_with_a_delay_waits_for_it(sessions: sessionmaker[Session]) -> None:
+    first_id, second_id = enqueue(sessions, 2)
+    taken = claim(sessions, "w1")
+    assert taken is not None
+    assert taken.job_id == first_id
+    jobs.release(sessions, taken, "the bitstore was away", delay=60)
+    row = job_row(sessions, first_id)
+    assert row.state == jobs.QUEUED
+    assert row.retry_at is not None
+    assert 55 < (row.retry_at - datetime.now(UTC)).total_seconds() <= 60
+    # not due yet: the next job is claimed instead, then nothing
+    following = claim(sessions, "w2")
+    assert following is not None
+    assert following.job_id == second_id
+    assert claim(sessions, "w3") is None
+    # once due, the job is claimed again; queueing it anew (reprocess) clears the wait
+    with transaction(sessions) as db:
+        db.execute(
+            update(Job)
+            .where(Job.id == first_id)
+            .values(retry_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    again = claim(sessions, "w4")
+    assert again is not None
+    assert (again.job_id, again.attempt) == (first_id, 2)

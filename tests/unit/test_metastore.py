@@ -98,10 +98,10 @@ def test_upgrade_creates_the_full_text_index(migrated: Engine) -> None:
 
 def test_upgrade_is_idempotent_and_reaches_head(migrated: Engine) -> None:
     head = ScriptDirectory.from_config(alembic_config(migrated)).get_current_head()
-    assert head == "0005"
+    assert head == "0006"
     assert current_revision(migrated) == head
     upgrade(migrated)
-    assert current_revision(migrated) == "0005"
+    assert current_revision(migrated) == "0006"
     assert _tables(migrated) == TABLES | {"alembic_version"}
 
 
@@ -229,7 +229,7 @@ def test_downgrade_to_base_and_up_again(migrated: Engine) -> None:
     assert current_revision(migrated) is None
     assert set(inspect(migrated).get_table_names()) == {"alembic_version"}
     upgrade(migrated)
-    assert current_revision(migrated) == "0005"
+    assert current_revision(migrated) == "0006"
     assert _tables(migrated) == TABLES | {"alembic_version"}
 
 

@@ -251,6 +251,8 @@ class Job(Base):
     heartbeat_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
+    retry_at: Mapped[datetime | None]
+    """A job given back after a failed attempt is not claimed before this time."""
 
 
 class RevisionOutput(Base):

@@ -33,7 +33,8 @@ class Claim:
 
 def _claimable(now: datetime, timeout: int) -> object:
     stale = now - timedelta(seconds=timeout)
-    return or_(Job.state == QUEUED, (Job.state == RUNNING) & (Job.heartbeat_at < stale))
+    due = or_(Job.retry_at.is_(None), Job.retry_at <= now)
+    return or_((Job.state == QUEUED) & due, (Job.state == RUNNING) & (Job.heartbeat_at < stale))
 
 
 def claim(sessions: sessionmaker[Session], *, worker: str, timeout: int) -> Claim | None:
@@ -100,13 +101,16 @@ def mark(db: Session, claim: Claim, state: str, error: str | None = None) -> Non
     )
 
 
-def release(sessions: sessionmaker[Session], claim: Claim, error: str) -> None:
-    """Give a job back to the queue after a failure that another attempt may not meet."""
+def release(sessions: sessionmaker[Session], claim: Claim, error: str, *, delay: float = 0) -> None:
+    """Give a job back to the queue after a failure that another attempt may not meet, to be
+    claimed again ``delay`` seconds from now (an outage of the store or the database has time
+    to end before the next attempt)."""
+    retry_at = datetime.now(UTC) + timedelta(seconds=delay) if delay > 0 else None
     with transaction(sessions) as db:
         db.execute(
             update(Job)
             .where(Job.id == claim.job_id, Job.worker == claim.worker, Job.state == RUNNING)
-            .values(state=QUEUED, worker=None, heartbeat_at=None, error=error)
+            .values(state=QUEUED, worker=None, heartbeat_at=None, error=error, retry_at=retry_at)
         )
 
 
@@ -130,7 +134,7 @@ def enqueue(db: Session, revision: Revision) -> None:
     elif job.state == RUNNING:
         raise ValueError("this revision is being processed right now")
     else:
-        job.state, job.attempts, job.worker, job.error = QUEUED, 0, None, None
+        job.state, job.attempts, job.worker, job.error, job.retry_at = QUEUED, 0, None, None, None
         job.heartbeat_at = job.started_at = job.finished_at = None
     if revision.state != "SUCCEEDED":
         revision.state = "QUEUED"

@@ -77,7 +77,9 @@ def run_once(hub: Hub, *, name: str | None = None) -> bool:
             if claim.attempt >= hub.settings.job_attempts:
                 fail(hub, claim, f"{message} (after {claim.attempt} attempts)")
             else:
-                jobs.release(hub.sessions, claim, message)
+                delay = hub.settings.job_retry_delay * 4 ** (claim.attempt - 1)
+                log.info("job %s goes back to the queue for %g seconds", claim.job_id, delay)
+                jobs.release(hub.sessions, claim, message, delay=delay)
     return True
 
 
