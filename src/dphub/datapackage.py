@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,9 @@ from dphub.names import check_name, path_problem
 DESCRIPTOR_FILE = "datapackage.json"
 RESOURCE_NAME_PATTERN = r"^[a-z0-9._/-]+$"
 MAX_DATA_PROBLEMS = 20
+MAX_DEPTH = 64
+"""Levels of arrays and objects a descriptor may nest: real ones use a handful; the hub stores and
+answers descriptors with a JSON writer that stops at 255."""
 
 _REMOTE_PREFIXES = ("http://", "https://")
 
@@ -184,12 +188,48 @@ def parse_descriptor(raw: bytes | str) -> dict[str, Any]:
         _raise_unparsable(f"line {exc.lineno} column {exc.colno}: {exc.msg}")
     except ValueError as exc:
         _raise_unparsable(str(exc))
+    except RecursionError:
+        _raise_too_deep()
+    problem = _unstorable(value)
+    if problem is not None:
+        _raise_unparsable(problem, summary="is not a Data Package descriptor")
     if not isinstance(value, dict):
         _raise_unparsable(
             f"the descriptor must be a JSON object, not {_json_kind(value)}",
             summary="is not a Data Package descriptor",
         )
     return value
+
+
+def _unstorable(value: object) -> str | None:
+    """What in a parsed descriptor the hub could not store and answer again as JSON: nesting
+    deeper than ``MAX_DEPTH``, an integer beyond 64 bits, a number too large for a float (read
+    as infinity). Walks without recursion."""
+    pending: list[tuple[object, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, bool):
+            continue
+        if isinstance(item, int) and not -(2**63) <= item < 2**64:
+            return f"the number {str(item)[:20]}... is larger than the hub keeps (64 bits)"
+        if isinstance(item, float) and not math.isfinite(item):
+            return "a number is larger than the hub keeps (it would read as infinity)"
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        )
+        if children is None:
+            continue
+        if depth > MAX_DEPTH:
+            return f"arrays or objects are nested more than {MAX_DEPTH} levels deep"
+        pending.extend((child, depth + 1) for child in children)
+    return None
+
+
+def _raise_too_deep() -> NoReturn:
+    _raise_unparsable(
+        f"arrays or objects are nested more than {MAX_DEPTH} levels deep",
+        summary="is not a Data Package descriptor",
+    )
 
 
 def _refuse_constant(name: str) -> NoReturn:

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 import dphub
 from dphub import web
-from dphub.api import cors, errors
+from dphub.api import cors, errors, openapi
 from dphub.api.limits import LimitsMiddleware
 from dphub.api.metrics import HubMetrics, MetricsMiddleware
 from dphub.api.requestid import RequestIdMiddleware
@@ -66,6 +66,7 @@ def create_app(settings: Settings, *, hub: Hub | None = None, migrate: bool = Tr
         openapi_url="/openapi.json",
     )
     errors.install(app)
+    openapi.install(app)
     cors.install(app, settings)
     metrics = HubMetrics()
     app.state.metrics = metrics

@@ -33,10 +33,13 @@ class HubSource:
 
 def hub_path(hub: Hub, url: str) -> str | None:
     """The path of ``url`` when it names this hub (absolute with its base URL, or a bare path)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # http://[ : a bracket that opens no IPv6 address
+        raise InvalidRequest(f"url {url[:200]!r} is not a valid URL.", field="url") from None
     if url.startswith("/") and not url.startswith("//"):
-        return urlsplit(url).path
+        return parts.path
     base = urlsplit(hub.settings.base_url)
-    parts = urlsplit(url)
     if (parts.scheme, parts.netloc) == (base.scheme, base.netloc) and parts.path.startswith(
         base.path
     ):

@@ -240,7 +240,7 @@ def _segment(token: str, index: int) -> dict[str, Any]:
     try:
         raw = base64.urlsafe_b64decode(parts[index] + "=" * (-len(parts[index]) % 4))
         value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: nested a thousand levels deep
         raise InvalidToken(
             "The token is not a JWT: a part is not base64url-encoded JSON."
         ) from None

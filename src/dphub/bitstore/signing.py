@@ -92,7 +92,7 @@ class UploadSigner:
                 f"The form lacks the '{POLICY_FIELD}' or '{SIGNATURE_FIELD}' field: send every"
                 " field of upload_query before the file."
             )
-        if not hmac.compare_digest(self.sign(policy_b64.encode()), signature):
+        if not _same(self.sign(policy_b64.encode()), signature):
             raise SignatureMismatch()
         try:
             policy = orjson.loads(base64.b64decode(policy_b64, validate=True))
@@ -172,7 +172,7 @@ class UploadSigner:
             sha256_b64=lowered.get(SHA256_FIELD),
         )
         expected = self.sign(self._put_message(grant, expires_at))
-        if not hmac.compare_digest(expected, signature):
+        if not _same(expected, signature):
             raise SignatureMismatch(
                 "The upload does not match its signed URL: key, size, content type and"
                 f" {SHA256_FIELD} must be sent exactly as authorized."
@@ -222,7 +222,7 @@ class PartSigner:
         except (KeyError, ValueError):
             raise SignatureMismatch("The part URL lacks its size, expiry or signature.") from None
         expected = self._signer.sign(self._message(upload_id, number, signed_size, expires_at))
-        if not hmac.compare_digest(expected, signature):
+        if not _same(expected, signature):
             raise SignatureMismatch("The part does not match its signed URL.")
         if expires_at < (time.time() if now is None else now):
             raise PolicyExpired()
@@ -233,6 +233,12 @@ class PartSigner:
                 received=size,
             )
         return signed_size
+
+
+def _same(expected: str, sent: str) -> bool:
+    """Whether ``sent`` is the hex signature ``expected``, in constant time. A client may send any
+    text, and ``compare_digest`` takes only ASCII strings: anything else is simply not it."""
+    return sent.isascii() and hmac.compare_digest(expected, sent)
 
 
 def _b64_to_hex(value: str) -> str:

@@ -31,6 +31,7 @@ from dphub.findability.search import MAX_LIMIT, SearchRequest, search_packages
 from dphub.ingest.uploads import split_key
 from dphub.metastore.models import DatastoreTable, Package, Revision, UploadSession
 from dphub.names import is_valid_name
+from dphub.pipeline import steps
 
 SERVICES = ("rawstore", "source")
 INPUT_KINDS = ("datapackage",)
@@ -53,7 +54,11 @@ def upload_of(db: Session, bitstore: BitStore, url: object) -> tuple[UploadSessi
     """The upload session and path that an uploaded object's URL (``upload_url/key``) names."""
     if not isinstance(url, str) or not url:
         raise InvalidRequest("Send url=<upload_url>/<key> of an uploaded file.", field="url")
-    key = bitstore.session_key(unquote(urlsplit(url).path))
+    try:
+        path = urlsplit(url).path
+    except ValueError:  # http://[ : a bracket that opens no IPv6 address
+        path = ""
+    key = bitstore.session_key(unquote(path)) if path else None
     if key is None:
         raise InvalidRequest(f"{url[:200]!r} is not an upload URL of this hub.", field="url")
     session_id, path = split_key(key)
@@ -190,7 +195,7 @@ def flow_status(
         },
         "modified": revision.modified_at.isoformat(),
         "error_log": error_log,
-        "pipelines": revision.pipelines,
+        "pipelines": steps.in_order(revision.pipelines),
         "stats": revision.stats,
     }
 

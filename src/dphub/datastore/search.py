@@ -44,6 +44,8 @@ MAX_IN_VALUES = 1000
 
 RANGE_OPERATORS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 _INT64 = (-(2**63), 2**63 - 1)
+TOO_DEEP = "nests arrays or objects deeper than the JSON reader goes"
+"""Python's JSON reader stops at about a thousand levels (RecursionError), far past any filter."""
 _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no"})
 
@@ -76,6 +78,8 @@ def parse_filters(raw: str | None) -> dict[str, Any]:
             else str(error)
         )
         raise InvalidQuery(f"filters is not valid JSON: {detail}.") from None
+    except RecursionError:
+        raise InvalidQuery(f"filters {TOO_DEEP}.") from None
     if not isinstance(value, dict):
         raise InvalidQuery('filters must be a JSON object, such as {"year": 2020}.')
     return value
@@ -88,7 +92,7 @@ def parse_q(raw: str | None) -> str | dict[str, str] | None:
     if raw.lstrip().startswith("{"):
         try:
             value = json.loads(raw)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return raw
         if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
             return value
@@ -139,6 +143,8 @@ def parse_fields(
             value = json.loads(raw)
         except json.JSONDecodeError as error:
             raise InvalidQuery(f"fields is not a valid JSON list: {error.msg}.") from None
+        except RecursionError:
+            raise InvalidQuery(f"fields {TOO_DEEP}.") from None
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise InvalidQuery('fields must list column names, as in "a,b" or ["a", "b"].')
         names = value
@@ -351,12 +357,14 @@ def _coerce(value: Any, column: Column) -> Any:
     if kind == "number":
         if isinstance(value, bool):
             raise wrong("a number")
-        if isinstance(value, int):
-            return value if _INT64[0] <= value <= _INT64[1] else float(value)
+        if isinstance(value, int) and _INT64[0] <= value <= _INT64[1]:
+            return value
         try:
             real = float(value.strip() if isinstance(value, str) else value)
         except (TypeError, ValueError):
             raise wrong("a number") from None
+        except OverflowError:  # an integer of more than 308 digits
+            raise wrong("a number in range") from None
         if not math.isfinite(real):
             raise wrong("a finite number")
         return real
@@ -381,7 +389,10 @@ def _coerce(value: Any, column: Column) -> Any:
                 raise wrong("a datetime (YYYY-MM-DDThh:mm:ss)") from None
         # The datastore keeps datetimes without a zone; one given with an offset is read as UTC.
         if value.tzinfo is not None:
-            value = value.astimezone(UTC).replace(tzinfo=None)
+            try:
+                value = value.astimezone(UTC).replace(tzinfo=None)
+            except OverflowError:  # 0001-01-01T00:00+01:00 is before the first datetime
+                raise wrong("a datetime in range") from None
         return value
     if kind == "time":
         parsed = value if isinstance(value, time) else None

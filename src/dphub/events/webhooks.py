@@ -105,7 +105,11 @@ def check_url(
     scheme = parsed.scheme
     if scheme != "https" and not (scheme == "http" and allow_http):
         raise _refused(text, "webhooks are delivered to https:// URLs only")
-    if parsed.userinfo or "@" in urlsplit(text).netloc:
+    try:
+        netloc = urlsplit(text).netloc
+    except ValueError:  # https://a]b : httpx reads it, the standard library does not
+        raise _refused(text, "it is not a valid URL") from None
+    if parsed.userinfo or "@" in netloc:
         raise _refused(text, "it carries a user name or password")
     if parsed.fragment:
         raise _refused(text, "it has a #fragment, which is never sent")

@@ -67,11 +67,17 @@ def check_form(request: Request, form: dict[str, str]) -> None:
     """Refuse a form that did not come from one of this hub's own pages."""
     cookie = request.cookies.get(CSRF_COOKIE, "")
     sent = form.get(CSRF_FIELD, "")
-    if not cookie or not sent or not hmac.compare_digest(cookie, sent):
+    # compare_digest takes ASCII text only; the tokens are ASCII, so other text is simply wrong
+    if not (cookie and sent and cookie.isascii() and sent.isascii()):
+        raise CsrfFailed()
+    if not hmac.compare_digest(cookie, sent):
         raise CsrfFailed()
     origin = request.headers.get("origin")
     if origin and origin != "null":
-        sent_from = urlsplit(origin)
+        try:
+            sent_from = urlsplit(origin)
+        except ValueError:  # an Origin no browser sends
+            raise CsrfFailed("This form was sent from another site: nothing was changed.") from None
         if (sent_from.scheme, sent_from.netloc) != (request.url.scheme, request.url.netloc):
             raise CsrfFailed("This form was sent from another site: nothing was changed.")
 

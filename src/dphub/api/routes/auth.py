@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Any
 
 import orjson
@@ -34,7 +33,7 @@ def _basic_credentials(request: Request) -> tuple[str, str] | None:
         return None
     try:
         login, sep, secret = base64.b64decode(value.strip(), validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text
         raise InvalidCredentials("The Basic authorization header is not valid base64.") from None
     if not sep:
         raise InvalidCredentials("The Basic authorization header lacks the ':' separator.")

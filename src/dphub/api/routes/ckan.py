@@ -31,6 +31,48 @@ router = APIRouter(tags=["ckan"])
 
 MAX_BODY = 1024 * 1024
 NO_STORE = {"Cache-Control": "no-store"}
+# How the API description shows CKAN's envelope, so that clients know its failures too
+SUCCESS = {
+    "type": "object",
+    "required": ["help", "success", "result"],
+    "properties": {"help": {"type": "string"}, "success": {"const": True}, "result": {}},
+}
+FAILURE = {
+    "type": "object",
+    "required": ["help", "success", "error"],
+    "properties": {
+        "help": {"type": "string"},
+        "success": {"const": False},
+        "error": {
+            "type": "object",
+            "required": ["__type", "message"],
+            "properties": {"__type": {"type": "string"}, "message": {"type": "string"}},
+        },
+    },
+}
+FAILED = {
+    "description": "CKAN's failure envelope; the hub's own error body when the request is"
+    " refused before any action runs (too large, the hub's database unreachable)",
+    "content": {
+        "application/json": {"schema": {"anyOf": [FAILURE, {"$ref": "#/components/schemas/Error"}]}}
+    },
+}
+PARAMETERS = {
+    "description": "The action's parameters (a GET sends them in the query string)",
+    "required": False,
+    "content": {
+        "application/json": {"schema": {"type": "object"}},
+        "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
+    },
+}
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The action's result in CKAN's envelope",
+        "content": {"application/json": {"schema": SUCCESS}},
+    },
+    "4XX": FAILED,
+    503: FAILED,
+}
 
 
 def _credential(request: Request) -> str | None:
@@ -116,5 +158,6 @@ for _path in ("/api/action/{action}", "/api/3/action/{action}"):
         summary="CKAN Action API: status_show, package_list, package_show, package_search,"
         " resource_show, organization_list, organization_show, datastore_search,"
         " datastore_search_sql",
-        openapi_extra=needs(Action.PUBLIC),
+        openapi_extra=needs(Action.PUBLIC, requestBody=PARAMETERS),
+        responses=RESPONSES,
     )

@@ -81,6 +81,7 @@ async def authorize_service(
     summary="DataHub: the PEM public key that verifies the hub's tokens",
     openapi_extra=needs(Action.PUBLIC),
     response_class=Response,
+    responses={200: {"content": {wellknown.PEM_TYPE: {"schema": {"type": "string"}}}}},
 )
 async def public_key(hub: HubDep) -> Response:
     return await wellknown.public_key(hub)

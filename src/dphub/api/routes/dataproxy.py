@@ -111,6 +111,13 @@ def _options(
     "/api/dataproxy",
     summary="A tabular file as JSON, NDJSON or CSV, streamed",
     openapi_extra=needs(Action.PACKAGE_READ),
+    responses={
+        200: {
+            "description": "The rows, in the format asked for",
+            "content": {media: {"schema": {}} for media in MEDIA_TYPES.values()},
+        },
+        304: {"description": "Not modified: If-None-Match names the current ETag"},
+    },
 )
 async def dataproxy(
     request: Request,

@@ -20,6 +20,19 @@ from dphub.auth.permissions import Action, needs
 from dphub.errors import InvalidQuery
 
 router = APIRouter(prefix="/api/datastore", tags=["datastore"])
+SQL_BODY = {
+    "description": "The statement, when a POST sends it (a GET sends ?sql=)",
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {"sql": {"type": "string"}},
+                "required": ["sql"],
+            }
+        }
+    },
+}
 
 
 @router.get(
@@ -97,7 +110,7 @@ async def _sql_text(request: Request, sql: str | None) -> str:
     "/sql",
     methods=["GET", "POST"],
     summary="Run one read-only SELECT over datastore tables, named by their resource ids",
-    openapi_extra=needs(Action.PACKAGE_READ),
+    openapi_extra=needs(Action.PACKAGE_READ, requestBody=SQL_BODY),
 )
 async def sql_query(
     request: Request,

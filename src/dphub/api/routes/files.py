@@ -38,6 +38,28 @@ CONVERTED: dict[str, Literal["json", "ndjson", "csv"]] = {
     "csv": "csv",
 }
 
+NOT_MODIFIED = {"description": "Not modified: If-None-Match names the current ETag"}
+DESCRIPTOR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The descriptor, its paths rewritten to the hub's URLs",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    },
+    304: NOT_MODIFIED,
+}
+BYTES = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The file's bytes, in the file's own media type", "content": BYTES},
+    206: {"description": "The bytes of the requested Range", "content": BYTES},
+    302: {"description": "To a short-lived signed URL of the object store (S3 backends)"},
+    304: NOT_MODIFIED,
+}
+PACKAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The package as JSON, or its page for a browser (Accept: text/html)",
+        "content": {"text/html": {"schema": {"type": "string"}}},
+    }
+}
+
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "public, no-cache"
 PRIVATE = "private, no-cache"
@@ -179,6 +201,7 @@ def _serve_blob(
     methods=["GET", "HEAD"],
     summary="The package descriptor with hub URLs",
     openapi_extra=needs(Action.PACKAGE_READ),
+    responses=DESCRIPTOR_RESPONSES,
 )
 async def descriptor(
     owner: str, name: str, request: Request, hub: HubDep, principal: MaybePrincipal
@@ -191,6 +214,7 @@ async def descriptor(
     methods=["GET", "HEAD"],
     summary="A revision's descriptor",
     openapi_extra=needs(Action.PACKAGE_READ),
+    responses=DESCRIPTOR_RESPONSES,
 )
 async def descriptor_at(
     owner: str, name: str, ref: str, request: Request, hub: HubDep, principal: MaybePrincipal
@@ -203,6 +227,7 @@ async def descriptor_at(
     methods=["GET", "HEAD"],
     summary="A resource by name or index",
     openapi_extra=needs(Action.PACKAGE_READ),
+    responses=FILE_RESPONSES,
 )
 async def resource(
     owner: str, name: str, leaf: str, request: Request, hub: HubDep, principal: MaybePrincipal
@@ -215,6 +240,7 @@ async def resource(
     methods=["GET", "HEAD"],
     summary="A revision's resource",
     openapi_extra=needs(Action.PACKAGE_READ),
+    responses=FILE_RESPONSES,
 )
 async def resource_at(
     owner: str,
@@ -233,6 +259,7 @@ async def resource_at(
     methods=["GET", "HEAD"],
     summary="A stored file by its path",
     openapi_extra=needs(Action.PACKAGE_READ),
+    responses=FILE_RESPONSES,
 )
 async def file(
     owner: str, name: str, path: str, request: Request, hub: HubDep, principal: MaybePrincipal
@@ -245,6 +272,7 @@ async def file(
     methods=["GET", "HEAD"],
     summary="A revision's file by its path",
     openapi_extra=needs(Action.PACKAGE_READ),
+    responses=FILE_RESPONSES,
 )
 async def file_at(
     owner: str,
@@ -263,6 +291,7 @@ async def file_at(
     methods=["GET", "HEAD"],
     summary="The package, as JSON",
     openapi_extra=needs(Action.PACKAGE_READ),
+    responses=PACKAGE_RESPONSES,
 )
 async def package_page(
     owner: str, name: str, request: Request, hub: HubDep, principal: MaybePrincipal

@@ -85,6 +85,12 @@ async def readyz(hub: HubDep) -> JSON:
     summary="Prometheus metrics: requests, latencies and bytes per route; the processing queue",
     openapi_extra=needs(Action.SITE_ADMIN),
     response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus' text format",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
 )
 async def metrics(request: Request, principal: CurrentPrincipal) -> Response:
     require(principal, Action.SITE_ADMIN, SITE)

@@ -70,6 +70,12 @@ def _tag_request(body: Any) -> tuple[str, int | str | None, bool]:
     summary="Tag a revision (default: the latest successful); tags move only when forced",
     status_code=201,
     openapi_extra=needs(Action.PACKAGE_PUSH, requestBody=TAG_BODY),
+    responses={
+        200: {
+            "description": "The tag already named that revision: nothing changed",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
 )
 async def tag(
     owner: str, name: str, request: Request, hub: HubDep, principal: MaybePrincipal

@@ -53,6 +53,7 @@ def provider_list(settings: Settings) -> dict[str, dict[str, str]]:
     "/{provider}/login",
     summary="Start a single sign-on login: redirects to the provider",
     status_code=302,
+    response_class=RedirectResponse,
     openapi_extra=needs(Action.PUBLIC),
 )
 async def login(
@@ -93,6 +94,7 @@ async def login(
     "/{provider}/callback",
     summary="Where the provider sends the browser back; redirects to the login's next address",
     status_code=302,
+    response_class=RedirectResponse,
     openapi_extra=needs(Action.PUBLIC),
 )
 async def callback(

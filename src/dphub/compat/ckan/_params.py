@@ -66,7 +66,7 @@ def json_value(params: Params, key: str, kind: type, example: str) -> Any:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested a thousand levels deep
             raise InvalidRequest(f"{key} is not valid JSON: send {example}.", field=key) from None
     if not isinstance(value, kind):
         raise InvalidRequest(f"{key} must be JSON like {example}.", field=key)

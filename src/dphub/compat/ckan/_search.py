@@ -63,11 +63,15 @@ SORTS = {
 }
 """CKAN's sorts that dphub's search has, and its name for each."""
 
+_QUOTED = r'"(?P<quoted>(?:[^"\\]|\\.)*)"'
 _FQ_TERM = re.compile(
     r"""\+?(?P<field>[A-Za-z_]+):"""
-    r"""(?:"(?P<quoted>(?:[^"\\]|\\.)*)"|\((?P<group>[^()]*)\)|(?P<bare>[^\s"():]+))"""
+    rf"""(?:{_QUOTED}|\((?P<group>(?:"(?:[^"\\]|\\.)*"|[^()"])*)\)|(?P<bare>[^\s"():]+))"""
 )
-_FQ_VALUE = re.compile(r"""\s*(?:"(?P<quoted>(?:[^"\\]|\\.)*)"|(?P<bare>[^\s"():]+))\s*""")
+"""One ``field:value``, ``field:"a value"`` or ``field:(a OR "b (c)")`` term (a quoted value may
+hold parentheses, and ``OR``)."""
+_FQ_VALUE = re.compile(rf"""\s*(?:{_QUOTED}|(?P<bare>[^\s"():]+))\s*""")
+_FQ_OR = re.compile(r"OR\s+")
 _FQ_GAP = re.compile(r"\s+(?:AND\s+)?")
 
 
@@ -94,15 +98,22 @@ def _fq_problem(text: str) -> InvalidQuery:
 
 
 def _fq_values(match: re.Match[str]) -> list[str]:
-    if match["group"] is None:
+    group = match["group"]
+    if group is None:
         return [_value(match)]
-    values = []
-    for part in re.split(r"\s+OR\s+", match["group"].strip()):
-        found = _FQ_VALUE.fullmatch(part)
-        if found is None:
+    values: list[str] = []
+    position = 0
+    while True:
+        found = _FQ_VALUE.match(group, position)
+        if found is None or found.end() == found.start():
             raise _fq_problem(match.group())
         values.append(_value(found))
-    return values
+        if found.end() == len(group):
+            return values
+        separator = _FQ_OR.match(group, found.end())
+        if separator is None or found.group().rstrip() == found.group():
+            raise _fq_problem(match.group())
+        position = separator.end()
 
 
 def parse_fq(fq: str | None, into: Filters | None = None) -> Filters:
