@@ -120,6 +120,12 @@ class Settings:
         "Seconds a client may go without taking a byte of an answer before the hub closes the"
         " connection.",
     )
+    keepalive_timeout: float = _setting(
+        75.0,
+        "Seconds an idle client connection stays open; longer than a load balancer's own idle"
+        " timeout (60 s in nginx and AWS), so it never sends a request on a connection the hub"
+        " is closing.",
+    )
     hsts_max_age: int = _setting(
         365 * 24 * 3600,
         "max-age of the Strict-Transport-Security header sent when the hub is reached over HTTPS,"
@@ -355,6 +361,7 @@ def _check(settings: Settings) -> None:
         "max_header_bytes",
         "upload_idle_timeout",
         "download_idle_timeout",
+        "keepalive_timeout",
         "query_timeout",
         "query_max_rows",
         "job_timeout",

@@ -75,6 +75,7 @@ def serve(
         # Room for the request line and the headers; the app answers 431 past
         # DPHUB_MAX_HEADER_BYTES with a JSON error, the parser closes the connection past this.
         "h11_max_incomplete_event_size": settings.max_header_bytes + 16 * 1024,
+        "timeout_keep_alive": settings.keepalive_timeout,
     }
     if worker is None:
         worker = hub.settings.resolved_database_url.startswith("sqlite")
