@@ -98,7 +98,7 @@ class Settings:
     )
     max_upload_bytes: int = _setting(5 * 1024**4, "Largest single file the hub accepts, in bytes.")
     max_open_uploads: int = _setting(
-        20,
+        100,
         "Pushes one publisher may have in progress at once (authorized within DPHUB_UPLOAD_TTL and"
         " not finalized); 0: no limit.",
     )

@@ -16,6 +16,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from dphub.bitstore.local import MULTIPART_PATH, UPLOAD_PATH
+
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "Every failure: a stable code, a sentence, and details some errors add.",
@@ -45,11 +47,17 @@ ERROR_RESPONSES: dict[str, dict[str, Any]] = {
         " nothing was changed. Retry-After says when to try again.",
         "content": ERROR_CONTENT,
     },
+    "InsufficientStorage": {
+        "description": "The hub's own disk has no room for the file; nothing of it was kept.",
+        "content": ERROR_CONTENT,
+    },
 }
 COMMON_ERRORS: dict[str, dict[str, str]] = {
     "4XX": {"$ref": "#/components/responses/ClientError"},
     "503": {"$ref": "#/components/responses/Unavailable"},
 }
+STORED_BODIES = (UPLOAD_PATH, MULTIPART_PATH)
+"""The routes that write a request's body to the hub's own disk, which may be full (507)."""
 FASTAPI_VALIDATION = ("HTTPValidationError", "ValidationError")
 """FastAPI's schemas for its 422 answer, which the hub replaces with its own 400."""
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -137,11 +145,13 @@ def _no_body_on_reads(document: dict[str, Any]) -> None:
 
 
 def _document_errors(document: dict[str, Any]) -> None:
-    for _, _, operation in _operations(document):
+    for path, _, operation in _operations(document):
         responses = operation.setdefault("responses", {})
         responses.pop("422", None)
         for status, response in COMMON_ERRORS.items():
             responses.setdefault(status, response)
+        if path.startswith(STORED_BODIES):
+            responses["507"] = {"$ref": "#/components/responses/InsufficientStorage"}
     components = document.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     for name in FASTAPI_VALIDATION:

@@ -128,6 +128,10 @@ def _record(hub: Hub, key: str, info: BlobInfo) -> None:
     UPLOAD_PATH,
     status_code=204,
     summary="Upload one file with a presigned POST form (upload_query fields, then file)",
+    responses={
+        200: {"description": "Stored (the form's success_action_status was 200)."},
+        201: {"description": "Stored (the form's success_action_status was 201)."},
+    },
     openapi_extra=needs(Action.SIGNED_UPLOAD),
 )
 async def upload_form(request: Request, hub: HubDep) -> Response:
