@@ -325,6 +325,41 @@ class ConfigurationError(DphubError):
     default_message = "The hub's configuration is not valid."
 
 
+# Backups (dphub admin export / import)
+
+
+class BackupInvalid(InvalidRequest):
+    """The backup does not verify: a file is missing, or a hash, size or count does not match."""
+
+    code = "backup-invalid"
+    default_message = "The backup does not verify against its manifest."
+    hint = "Use an intact copy of the backup; nothing was imported."
+
+
+class BackupIncompatible(Conflict):
+    code = "backup-incompatible"
+    default_message = "This hub cannot take this backup."
+
+
+class HubNotEmpty(Conflict):
+    code = "hub-not-empty"
+    default_message = "A backup is imported only into an empty hub."
+    hint = "Import into a new hub: a fresh data dir, or an empty database and bucket."
+
+
+class BlobMissing(DphubError):
+    """A blob the metastore references is not in the bitstore, or not whole."""
+
+    code = "blob-missing"
+    default_message = "A file the metastore references is not in the bitstore."
+
+
+class BackupExists(AlreadyExists):
+    code = "backup-exists"
+    default_message = "The backup folder already exists and is not empty."
+    hint = "Choose a new folder: a backup is never written over another one."
+
+
 def _catalog() -> dict[str, type[DphubError]]:
     found: dict[str, type[DphubError]] = {}
     pending: list[type[DphubError]] = [DphubError]

@@ -10,22 +10,6 @@ from __future__ import annotations
 
 from dphub.backup._export import export_hub
 from dphub.backup._import import import_hub
-from dphub.backup._layout import (
-    BackupExists,
-    BackupIncompatible,
-    BackupInvalid,
-    BlobMissing,
-    HubNotEmpty,
-    Manifest,
-)
+from dphub.backup._layout import Manifest
 
-__all__ = [
-    "BackupExists",
-    "BackupIncompatible",
-    "BackupInvalid",
-    "BlobMissing",
-    "HubNotEmpty",
-    "Manifest",
-    "export_hub",
-    "import_hub",
-]
+__all__ = ["Manifest", "export_hub", "import_hub"]

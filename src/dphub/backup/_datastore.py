@@ -20,10 +20,11 @@ from typing import Any
 import duckdb
 from sqlalchemy import Connection, and_, select
 
-from dphub.backup._layout import BackupInvalid, blob_file
+from dphub.backup._layout import blob_file
 from dphub.config import Settings
 from dphub.datastore import Datastore, Field
 from dphub.datastore.interfaces import quote_identifier
+from dphub.errors import BackupInvalid
 from dphub.metastore.models import DatastoreTable, RevisionOutput
 from dphub.pipeline.tables import duckdb_type
 

@@ -37,9 +37,6 @@ from dphub import __version__
 from dphub.backup._layout import (
     BLOB_LIST,
     MANIFEST,
-    BackupExists,
-    BackupIncompatible,
-    BlobMissing,
     FileEntry,
     LinesWriter,
     Manifest,
@@ -54,7 +51,7 @@ from dphub.backup._layout import (
 )
 from dphub.backup._rows import BATCH, stream_rows, tables
 from dphub.bitstore import BitStore
-from dphub.errors import NotFound
+from dphub.errors import BackupExists, BackupIncompatible, BlobMissing, NotFound
 from dphub.hub import Hub
 from dphub.metastore import references
 from dphub.metastore.db import alembic_config

@@ -30,9 +30,6 @@ from dphub.backup._datastore import rebuild_tables
 from dphub.backup._layout import (
     CHUNK,
     SHA256_HEX,
-    BackupIncompatible,
-    BackupInvalid,
-    HubNotEmpty,
     Manifest,
     TableEntry,
     blob_file,
@@ -41,6 +38,7 @@ from dphub.backup._layout import (
 )
 from dphub.backup._rows import BATCH, row_decoder, tables
 from dphub.bitstore import BitStore
+from dphub.errors import BackupIncompatible, BackupInvalid, HubNotEmpty
 from dphub.hub import Hub
 from dphub.metastore.db import current_revision
 

@@ -30,7 +30,7 @@ from typing import IO, Any
 import orjson
 
 from dphub.bitstore.local import blob_relpath
-from dphub.errors import AlreadyExists, Conflict, DphubError, InvalidRequest
+from dphub.errors import BackupIncompatible, BackupInvalid
 
 FORMAT = "dphub-backup"
 FORMAT_VERSION = 1
@@ -39,38 +39,6 @@ BLOB_LIST = "blobs.jsonl"
 CHUNK = 1024 * 1024
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-
-
-class BackupInvalid(InvalidRequest):
-    """The backup does not verify: a file is missing, or a hash, size or count does not match."""
-
-    code = "backup-invalid"
-    default_message = "The backup does not verify against its manifest."
-    hint = "Use an intact copy of the backup; nothing was imported."
-
-
-class BackupIncompatible(Conflict):
-    code = "backup-incompatible"
-    default_message = "This hub cannot take this backup."
-
-
-class HubNotEmpty(Conflict):
-    code = "hub-not-empty"
-    default_message = "A backup is imported only into an empty hub."
-    hint = "Import into a new hub: a fresh data dir, or an empty database and bucket."
-
-
-class BlobMissing(DphubError):
-    """A blob the metastore references is not in the bitstore, or not whole."""
-
-    code = "blob-missing"
-    default_message = "A file the metastore references is not in the bitstore."
-
-
-class BackupExists(AlreadyExists):
-    code = "backup-exists"
-    default_message = "The backup folder already exists and is not empty."
-    hint = "Choose a new folder: a backup is never written over another one."
 
 
 def table_file(name: str) -> str:
